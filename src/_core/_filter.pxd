@@ -1,0 +1,123 @@
+# The EM's filter at one TF point, and the estimator switch shared by the statistics and
+# filter passes (both inline, so every pass gets its own specialised copy).
+
+from cython cimport floating
+
+from norbert._core._common cimport complex_t, Status, Estimate
+from norbert._core._linalg cimport solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl
+from norbert._core._mask cimport softmask_point, phase_point
+
+
+cdef inline int model_point(
+    Py_ssize_t C, Py_ssize_t J,
+    const floating* P,          # (J,)   PSDs v_j at this TF point
+    const double* R,            # (J, C, C, 2) spatial covariances of this bin
+    const complex_t* x,         # (C,)
+    double scale, double sqrt_eps, double eps,
+    double* y,                  # OUT (C, J, 2): y_j = v_j R_j Cxx^-1 x
+    double* work,               # scratch, >= 2*C*C + 2*C doubles
+) noexcept nogil:
+    cdef Py_ssize_t c, d, j, CC2 = 2 * C * C
+    cdef double a, dd, br, bi, pj, sr, si, zr, zi
+    cdef const double* Rj
+    cdef double* A = work
+    cdef double* z = work + CC2
+    cdef int st
+    if C == 1:
+        # upstream inverts 1 / (Cxx + eps): eps once more on top of sqrt(eps)
+        a = sqrt_eps + eps
+        for j in range(J):
+            a = a + P[j] * R[2 * j]
+        st = solve_hermitian_1x1(a, x[0].real * scale, x[0].imag * scale, z)
+    elif C == 2:
+        a = sqrt_eps
+        dd = sqrt_eps
+        br = 0.0
+        bi = 0.0
+        for j in range(J):
+            pj = P[j]
+            Rj = R + 8 * j
+            a = a + pj * Rj[0]
+            br = br + pj * Rj[2]
+            bi = bi + pj * Rj[3]
+            dd = dd + pj * Rj[6]
+        st = solve_hermitian_2x2(a, dd, br, bi,
+                                 x[0].real * scale, x[0].imag * scale,
+                                 x[1].real * scale, x[1].imag * scale, z)
+    else:
+        for c in range(C):
+            for d in range(c + 1):
+                sr = sqrt_eps if c == d else 0.0
+                si = 0.0
+                for j in range(J):
+                    pj = P[j]
+                    sr = sr + pj * R[CC2 * j + (c * C + d) * 2]
+                    si = si + pj * R[CC2 * j + (c * C + d) * 2 + 1]
+                A[(c * C + d) * 2] = sr
+                A[(c * C + d) * 2 + 1] = si
+            z[2 * c] = x[c].real * scale
+            z[2 * c + 1] = x[c].imag * scale
+        st = solve_hermitian_ldl(C, A, z)
+    if st < 0:
+        return Status.NOT_FINITE
+    for c in range(2 * C):
+        if z[c] - z[c] != 0.0:        # NaN / inf in x
+            return Status.NOT_FINITE
+    # y_j = v_j R_j z
+    for j in range(J):
+        pj = P[j]
+        Rj = R + CC2 * j
+        for c in range(C):
+            sr = 0.0
+            si = 0.0
+            for d in range(C):
+                zr = z[2 * d]
+                zi = z[2 * d + 1]
+                sr = sr + Rj[(c * C + d) * 2] * zr - Rj[(c * C + d) * 2 + 1] * zi
+                si = si + Rj[(c * C + d) * 2] * zi + Rj[(c * C + d) * 2 + 1] * zr
+            y[(c * J + j) * 2] = pj * sr
+            y[(c * J + j) * 2 + 1] = pj * si
+    return Status.OK
+
+
+cdef inline int estimate_point(
+    int mode, Py_ssize_t t, Py_ssize_t f,
+    const complex_t[:, :, ::1] x,
+    const floating[:, :, :, ::1] v,
+    const complex_t[:, :, :, ::1] y_in,
+    const floating[:, :, ::1] P,
+    const double[:, :, :, :, ::1] R,
+    double scale, double eps, double sqrt_eps, double logit, double slope,
+    double* y, double* work,
+) noexcept nogil:
+    """Source images at (t, f) from the chosen estimator, as (C, J, 2) doubles in y."""
+    cdef Py_ssize_t C = x.shape[2], c, j, J
+    if mode == Estimate.MODEL:
+        return model_point(C, P.shape[2], &P[t, f, 0], &R[f, 0, 0, 0, 0], &x[t, f, 0],
+                           scale, sqrt_eps, eps, y, work)
+    if mode == Estimate.SOFTMASK:
+        return softmask_point(C, v.shape[2], v.shape[3], &v[t, f, 0, 0], &x[t, f, 0],
+                              scale, eps, logit, slope, y)
+    if mode == Estimate.PHASE:
+        return phase_point(C, v.shape[2], v.shape[3], &v[t, f, 0, 0], &x[t, f, 0], scale, y)
+    if mode == Estimate.GIVEN:
+        J = y_in.shape[3]
+        for c in range(C):
+            for j in range(J):
+                y[(c * J + j) * 2] = y_in[t, f, c, j].real * scale
+                y[(c * J + j) * 2 + 1] = y_in[t, f, c, j].imag * scale
+        return Status.OK
+    return Status.BAD_MODE
+
+
+cdef int filter_kernel(
+    int mode,
+    const complex_t[:, :, ::1] x,
+    const floating[:, :, :, ::1] v,
+    const floating[:, :, ::1] P,
+    const double[:, :, :, :, ::1] R,
+    double scale, double eps, double logit, double slope, double out_scale,
+    complex_t[:, :, :, ::1] y_out,
+    double[:, ::1] work,
+    int n_threads,
+) noexcept nogil

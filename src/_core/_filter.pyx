@@ -1,0 +1,287 @@
+"""The filter pass and the small per-TF-point products of the documented API.
+
+filter_kernel writes source images for a block of frames from one of the estimators of
+_filter.pxd; with Estimate.MODEL that is the EM's filter
+
+    Cxx = sum_j v_j R_j + sqrt(eps) I,    z = Cxx^-1 x,    y_j = v_j R_j z,
+
+which needs one Hermitian solve per TF point instead of one gain matrix per source.
+Layouts (C-contiguous): x (frames, bins, C), v (frames, bins, {1, C}, J), P (frames, bins, J),
+R (bins, J, C, C, 2) doubles, y_out (frames, bins, C, J). Every TF point is independent, so
+the bins are split into one contiguous chunk per thread; no reduction, any thread count
+gives the same bits.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport sqrt
+
+from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status
+from norbert._core._filter cimport estimate_point
+
+# bins per chunk below which a single thread does the whole block
+cdef Py_ssize_t MIN_BINS = 16
+# TF points per block below which threads cost more than they save
+cdef Py_ssize_t MIN_POINTS = 4096
+
+
+cdef int _filter_chunk(
+    int mode, Py_ssize_t f0, Py_ssize_t f1,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    const floating[:, :, ::1] P, const double[:, :, :, :, ::1] R,
+    double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
+    complex_t[:, :, :, ::1] y_out, double* work,
+) noexcept nogil:
+    cdef Py_ssize_t t, f, c, j, k
+    cdef Py_ssize_t C = y_out.shape[2], J = y_out.shape[3]
+    cdef double* y = work
+    cdef int st, status = Status.OK
+    for t in range(y_out.shape[0]):
+        for f in range(f0, f1):
+            st = estimate_point(mode, t, f, x, v, y_out, P, R, scale, eps, sqrt_eps,
+                                logit, slope, y, work + 2 * C * J)
+            if st != Status.OK:
+                status = st
+            k = 0
+            for c in range(C):
+                for j in range(J):
+                    y_out[t, f, c, j].real = y[k] * out_scale
+                    y_out[t, f, c, j].imag = y[k + 1] * out_scale
+                    k += 2
+    return status
+
+
+cdef int filter_kernel(
+    int mode,
+    const complex_t[:, :, ::1] x,            # IN  (frames, bins, C)
+    const floating[:, :, :, ::1] v,          # IN  (frames, bins, {1, C}, J)  SOFTMASK / PHASE
+    const floating[:, :, ::1] P,             # IN  (frames, bins, J)          MODEL
+    const double[:, :, :, :, ::1] R,         # IN  (bins, J, C, C, 2)         MODEL
+    double scale, double eps, double logit, double slope, double out_scale,
+    complex_t[:, :, :, ::1] y_out,           # OUT (frames, bins, C, J)
+    double[:, ::1] work,                     # scratch (>= chunks, >= work_size(C, J))
+    int n_threads,
+) noexcept nogil:
+    cdef Py_ssize_t T = y_out.shape[0], F = y_out.shape[1], C = y_out.shape[2]
+    cdef Py_ssize_t J = y_out.shape[3], nc, k
+    cdef int flags = 0
+    cdef double sqrt_eps = sqrt(eps)
+    if x.shape[0] != T or x.shape[1] != F or x.shape[2] != C:
+        return Status.BAD_SHAPE
+    if mode == Estimate.MODEL:
+        if (P.shape[0] != T or P.shape[1] != F or P.shape[2] != J or R.shape[0] != F
+                or R.shape[1] != J or R.shape[2] != C or R.shape[3] != C):
+            return Status.BAD_SHAPE
+    elif mode == Estimate.SOFTMASK or mode == Estimate.PHASE:
+        if (v.shape[0] != T or v.shape[1] != F or v.shape[3] != J
+                or (v.shape[2] != 1 and v.shape[2] != C)):
+            return Status.BAD_SHAPE
+    else:
+        return Status.BAD_MODE
+    if work.shape[1] < 2 * C * J + 2 * C * C + 2 * C or work.shape[0] < 1:
+        return Status.SMALL_WORK
+    if T == 0 or F == 0 or C == 0 or J == 0:
+        return Status.OK
+    nc = n_chunks(F, n_threads, MIN_BINS)
+    if T * F < MIN_POINTS:
+        nc = 1
+    if nc > work.shape[0]:
+        nc = work.shape[0]
+    if nc == 1:
+        return _filter_chunk(mode, 0, F, x, v, P, R, scale, eps, sqrt_eps, logit, slope,
+                             out_scale, y_out, &work[0, 0])
+    for k in prange(nc, schedule='static', num_threads=nc):
+        flags |= 1 << _filter_chunk(mode, k * F // nc, (k + 1) * F // nc, x, v, P, R, scale,
+                                    eps, sqrt_eps, logit, slope, out_scale, y_out, &work[k, 0])
+    return worst_status(flags)
+
+
+def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
+                   const floating[:, :, :, ::1] v not None,
+                   const floating[:, :, ::1] P not None,
+                   const double[:, :, :, :, ::1] R not None,
+                   double scale, double eps, double logit, double slope, double out_scale,
+                   complex_t[:, :, :, ::1] y_out not None,
+                   double[:, ::1] work not None, int n_threads):
+    """Python entry of filter_kernel; returns its Status."""
+    cdef int status
+    with nogil:
+        status = filter_kernel(mode, x, v, P, R, scale, eps, logit, slope, out_scale,
+                               y_out, work, n_threads)
+    return status
+
+
+# ---------------------------------------------------------------------------------------
+# The documented building blocks (get_mix_model, wiener_gain, apply_filter), in double.
+
+cdef int _mix_model_chunk(Py_ssize_t f0, Py_ssize_t f1, const floating[:, :, ::1] v,
+                          const complex_t[:, :, :, ::1] R,
+                          complex_t[:, :, :, ::1] Cxx_out) noexcept nogil:
+    cdef Py_ssize_t t, f, c, d, j
+    cdef double sr, si, vj
+    for t in range(v.shape[0]):
+        for f in range(f0, f1):
+            for c in range(R.shape[1]):
+                for d in range(R.shape[2]):
+                    sr = 0.0
+                    si = 0.0
+                    for j in range(v.shape[2]):
+                        vj = v[t, f, j]
+                        sr = sr + vj * R[f, c, d, j].real
+                        si = si + vj * R[f, c, d, j].imag
+                    Cxx_out[t, f, c, d].real = sr
+                    Cxx_out[t, f, c, d].imag = si
+    return Status.OK
+
+
+cdef int mix_model_kernel(
+    const floating[:, :, ::1] v,             # IN  (frames, bins, J)
+    const complex_t[:, :, :, ::1] R,         # IN  (bins, C, C, J)
+    complex_t[:, :, :, ::1] Cxx_out,         # OUT (frames, bins, C, C)
+    int n_threads,
+) noexcept nogil:
+    cdef Py_ssize_t F = v.shape[1], nc, k
+    if (R.shape[0] != F or R.shape[3] != v.shape[2] or Cxx_out.shape[0] != v.shape[0]
+            or Cxx_out.shape[1] != F or Cxx_out.shape[2] != R.shape[1]
+            or Cxx_out.shape[3] != R.shape[2]):
+        return Status.BAD_SHAPE
+    nc = n_chunks(F, n_threads, MIN_BINS)
+    if v.shape[0] * F < MIN_POINTS:
+        nc = 1
+    if nc == 1:
+        return _mix_model_chunk(0, F, v, R, Cxx_out)
+    for k in prange(nc, schedule='static', num_threads=nc):
+        _mix_model_chunk(k * F // nc, (k + 1) * F // nc, v, R, Cxx_out)
+    return Status.OK
+
+
+def mix_model(const floating[:, :, ::1] v not None, const complex_t[:, :, :, ::1] R not None,
+              complex_t[:, :, :, ::1] Cxx_out not None, int n_threads):
+    cdef int status
+    with nogil:
+        status = mix_model_kernel(v, R, Cxx_out, n_threads)
+    return status
+
+
+cdef int _gain_chunk(Py_ssize_t f0, Py_ssize_t f1, const floating[:, ::1] v_j,
+                     const complex_t[:, :, ::1] R_j, const complex_t[:, :, :, ::1] inv_Cxx,
+                     complex_t[:, :, :, ::1] G_out) noexcept nogil:
+    cdef Py_ssize_t t, f, c, d, k, C = R_j.shape[1]
+    cdef double sr, si, ar, ai, br, bi, vj
+    for t in range(v_j.shape[0]):
+        for f in range(f0, f1):
+            vj = v_j[t, f]
+            for c in range(C):
+                for d in range(C):
+                    sr = 0.0
+                    si = 0.0
+                    for k in range(C):
+                        ar = R_j[f, c, k].real
+                        ai = R_j[f, c, k].imag
+                        br = inv_Cxx[t, f, k, d].real
+                        bi = inv_Cxx[t, f, k, d].imag
+                        sr = sr + ar * br - ai * bi
+                        si = si + ar * bi + ai * br
+                    G_out[t, f, c, d].real = vj * sr
+                    G_out[t, f, c, d].imag = vj * si
+    return Status.OK
+
+
+cdef int gain_kernel(
+    const floating[:, ::1] v_j,              # IN  (frames, bins)
+    const complex_t[:, :, ::1] R_j,          # IN  (bins, C, C)
+    const complex_t[:, :, :, ::1] inv_Cxx,   # IN  (frames, bins, C, C)
+    complex_t[:, :, :, ::1] G_out,           # OUT (frames, bins, C, C): v_j R_j inv_Cxx
+    int n_threads,
+) noexcept nogil:
+    cdef Py_ssize_t T = v_j.shape[0], F = v_j.shape[1], C = R_j.shape[1], nc, k
+    if (R_j.shape[0] != F or R_j.shape[2] != C or inv_Cxx.shape[0] != T
+            or inv_Cxx.shape[1] != F or inv_Cxx.shape[2] != C or inv_Cxx.shape[3] != C
+            or G_out.shape[0] != T or G_out.shape[1] != F or G_out.shape[2] != C
+            or G_out.shape[3] != C):
+        return Status.BAD_SHAPE
+    nc = n_chunks(F, n_threads, MIN_BINS)
+    if T * F < MIN_POINTS:
+        nc = 1
+    if nc == 1:
+        return _gain_chunk(0, F, v_j, R_j, inv_Cxx, G_out)
+    for k in prange(nc, schedule='static', num_threads=nc):
+        _gain_chunk(k * F // nc, (k + 1) * F // nc, v_j, R_j, inv_Cxx, G_out)
+    return Status.OK
+
+
+def gain(const floating[:, ::1] v_j not None, const complex_t[:, :, ::1] R_j not None,
+         const complex_t[:, :, :, ::1] inv_Cxx not None, complex_t[:, :, :, ::1] G_out not None,
+         int n_threads):
+    cdef int status
+    with nogil:
+        status = gain_kernel(v_j, R_j, inv_Cxx, G_out, n_threads)
+    return status
+
+
+cdef int _apply_chunk(Py_ssize_t f0, Py_ssize_t f1, const complex_t[:, :, ::1] x,
+                      const complex_t[:, :, :, ::1] W, complex_t[:, :, ::1] y_out) noexcept nogil:
+    cdef Py_ssize_t t, f, c, d, C = x.shape[2]
+    cdef double sr, si, ar, ai, br, bi
+    for t in range(x.shape[0]):
+        for f in range(f0, f1):
+            for c in range(C):
+                sr = 0.0
+                si = 0.0
+                for d in range(C):
+                    ar = W[t, f, c, d].real
+                    ai = W[t, f, c, d].imag
+                    br = x[t, f, d].real
+                    bi = x[t, f, d].imag
+                    sr = sr + ar * br - ai * bi
+                    si = si + ar * bi + ai * br
+                y_out[t, f, c].real = sr
+                y_out[t, f, c].imag = si
+    return Status.OK
+
+
+cdef int apply_filter_kernel(
+    const complex_t[:, :, ::1] x,            # IN  (frames, bins, C)
+    const complex_t[:, :, :, ::1] W,         # IN  (frames, bins, C, C)
+    complex_t[:, :, ::1] y_out,              # OUT (frames, bins, C): W x
+    int n_threads,
+) noexcept nogil:
+    cdef Py_ssize_t T = x.shape[0], F = x.shape[1], C = x.shape[2], nc, k
+    if (W.shape[0] != T or W.shape[1] != F or W.shape[2] != C or W.shape[3] != C
+            or y_out.shape[0] != T or y_out.shape[1] != F or y_out.shape[2] != C):
+        return Status.BAD_SHAPE
+    nc = n_chunks(F, n_threads, MIN_BINS)
+    if T * F < MIN_POINTS:
+        nc = 1
+    if nc == 1:
+        return _apply_chunk(0, F, x, W, y_out)
+    for k in prange(nc, schedule='static', num_threads=nc):
+        _apply_chunk(k * F // nc, (k + 1) * F // nc, x, W, y_out)
+    return Status.OK
+
+
+def apply(const complex_t[:, :, ::1] x not None, const complex_t[:, :, :, ::1] W not None,
+          complex_t[:, :, ::1] y_out not None, int n_threads):
+    cdef int status
+    with nogil:
+        status = apply_filter_kernel(x, W, y_out, n_threads)
+    return status
+
+
+def max_abs2(const complex_t[:, :, ::1] x not None):
+    """max |x|^2 over the array (NaN if any entry is NaN), without a full-size temporary."""
+    cdef Py_ssize_t t, f, c
+    cdef double m = 0.0, a, re, im
+    cdef bint nan = False
+    with nogil:
+        for t in range(x.shape[0]):
+            for f in range(x.shape[1]):
+                for c in range(x.shape[2]):
+                    re = x[t, f, c].real
+                    im = x[t, f, c].imag
+                    a = re * re + im * im
+                    if a > m:
+                        m = a
+                    elif a != a:
+                        nan = True
+    return float('nan') if nan else m

@@ -1,0 +1,130 @@
+# Small Hermitian solves for one time-frequency point, in double precision.
+#
+# Matrices are stored as interleaved (re, im) doubles, row-major: A[(i*n + k)*2 + 0/1].
+# Every solver returns 0 on success, 1 when the matrix is exactly zero (z is set to 0:
+# every source is silent there), and -1 when it met NaN or inf.
+#
+# Near-singular matrices (only possible with eps = 0 or huge dynamic range, since the EM
+# adds sqrt(eps) I) are handled by a relative pivot guard: a pivot below
+# PIVOT_TOL * max(diag(A)) is raised to that floor, i.e. diagonal loading applied only
+# where the factorisation would otherwise break down.
+
+from libc.math cimport INFINITY
+
+cdef extern from *:
+    """
+    #define NORBERT_PIVOT_TOL 1e-13
+    """
+    const double PIVOT_TOL "NORBERT_PIVOT_TOL"
+
+
+cdef inline int solve_hermitian_1x1(double a, double xr, double xi, double* z) noexcept nogil:
+    """z = x / a for a real a >= 0."""
+    if not (a < INFINITY):
+        return -1
+    if a <= 0.0:
+        z[0] = 0.0
+        z[1] = 0.0
+        return 1
+    z[0] = xr / a
+    z[1] = xi / a
+    return 0
+
+
+cdef inline int solve_hermitian_2x2(
+    double a, double d, double br, double bi,
+    double x0r, double x0i, double x1r, double x1i, double* z,
+) noexcept nogil:
+    """z = [[a, b], [conj(b), d]]^-1 x in closed form; the determinant of a Hermitian 2x2 is real."""
+    cdef double maxdiag = a if a > d else d
+    cdef double tol, det, inv
+    if not (maxdiag < INFINITY and br - br == 0.0 and bi - bi == 0.0):
+        return -1
+    if maxdiag <= 0.0:
+        z[0] = 0.0
+        z[1] = 0.0
+        z[2] = 0.0
+        z[3] = 0.0
+        return 1
+    tol = PIVOT_TOL * maxdiag
+    if a < tol:
+        a = tol
+    det = a * d - (br * br + bi * bi)
+    if det < a * tol:          # second LDL pivot det / a below the floor
+        det = a * tol
+    inv = 1.0 / det
+    z[0] = (d * x0r - (br * x1r - bi * x1i)) * inv
+    z[1] = (d * x0i - (br * x1i + bi * x1r)) * inv
+    z[2] = (a * x1r - (br * x0r + bi * x0i)) * inv
+    z[3] = (a * x1i - (br * x0i - bi * x0r)) * inv
+    return 0
+
+
+cdef inline int solve_hermitian_ldl(Py_ssize_t n, double* A, double* b) noexcept nogil:
+    """Solve A z = b in place (z overwrites b) by LDL^H without square roots.
+
+    Only the lower triangle and the real diagonal of A are read; A is overwritten by L and D.
+    """
+    cdef Py_ssize_t i, k, m
+    cdef double maxdiag = 0.0, tol, dk, sr, si, lr, li, kr, ki, ur, ui
+    for k in range(n):
+        dk = A[(k * n + k) * 2]
+        if not (dk < INFINITY):
+            return -1
+        if dk > maxdiag:
+            maxdiag = dk
+    if maxdiag <= 0.0:
+        for i in range(2 * n):
+            b[i] = 0.0
+        return 1
+    tol = PIVOT_TOL * maxdiag
+    for k in range(n):
+        dk = A[(k * n + k) * 2]
+        for m in range(k):
+            kr = A[(k * n + m) * 2]
+            ki = A[(k * n + m) * 2 + 1]
+            dk = dk - (kr * kr + ki * ki) * A[(m * n + m) * 2]
+        if dk < tol:
+            dk = tol
+        A[(k * n + k) * 2] = dk
+        for i in range(k + 1, n):
+            sr = A[(i * n + k) * 2]
+            si = A[(i * n + k) * 2 + 1]
+            for m in range(k):
+                # L_im * d_m * conj(L_km)
+                lr = A[(i * n + m) * 2]
+                li = A[(i * n + m) * 2 + 1]
+                kr = A[(k * n + m) * 2] * A[(m * n + m) * 2]
+                ki = A[(k * n + m) * 2 + 1] * A[(m * n + m) * 2]
+                sr = sr - (lr * kr + li * ki)
+                si = si - (li * kr - lr * ki)
+            A[(i * n + k) * 2] = sr / dk
+            A[(i * n + k) * 2 + 1] = si / dk
+    # forward: L u = b
+    for i in range(n):
+        ur = b[2 * i]
+        ui = b[2 * i + 1]
+        for k in range(i):
+            lr = A[(i * n + k) * 2]
+            li = A[(i * n + k) * 2 + 1]
+            ur = ur - (lr * b[2 * k] - li * b[2 * k + 1])
+            ui = ui - (lr * b[2 * k + 1] + li * b[2 * k])
+        b[2 * i] = ur
+        b[2 * i + 1] = ui
+    # diagonal, then backward: L^H z = D^-1 u
+    for i in range(n - 1, -1, -1):
+        dk = A[(i * n + i) * 2]
+        ur = b[2 * i] / dk
+        ui = b[2 * i + 1] / dk
+        for k in range(i + 1, n):
+            # conj(L_ki) z_k
+            lr = A[(k * n + i) * 2]
+            li = A[(k * n + i) * 2 + 1]
+            ur = ur - (lr * b[2 * k] + li * b[2 * k + 1])
+            ui = ui - (lr * b[2 * k + 1] - li * b[2 * k])
+        b[2 * i] = ur
+        b[2 * i + 1] = ui
+    return 0
+
+
+cdef int hermitian_solve(Py_ssize_t n, double* A, double* b) noexcept nogil

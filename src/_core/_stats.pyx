@@ -1,0 +1,179 @@
+"""The EM statistics pass: PSDs and spatial-covariance sums over frames, per bin.
+
+For every TF point of a block of frames, source images y_j come from one of the estimators
+of _filter.pxd (given, soft mask, mixture phase, or the EM's filter), and
+
+    P[t, f, j]        = mean_c |y_j[t, f, c]|^2                    (written)
+    weight[f, j]     += P[t, f, j]                                  (accumulated)
+    Rnum[f, j, c, d] += y_j[t, f, c] conj(y_j[t, f, d]),  c <= d    (accumulated)
+
+In MODEL mode P holds the previous PSDs on entry and the new ones on exit: the filter and
+the next statistics run in one pass, so y never needs to be stored between iterations.
+
+Sums are kept in double (float32 sums over 10^4 frames lose 3-4 digits). Each thread owns a
+contiguous range of bins and adds frames in order for every bin it owns, so the sums (and
+everything after them) are bitwise identical for any thread count and any split of the
+track into blocks of frames, as long as blocks are passed in order.
+
+finalize_covariance turns the sums into R_j = Rnum_j / (eps + weight_j), Hermitian.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport sqrt, INFINITY
+
+from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status
+from norbert._core._filter cimport estimate_point
+
+cdef Py_ssize_t MIN_BINS = 16
+cdef Py_ssize_t MIN_POINTS = 4096
+
+
+cdef int _stats_chunk(
+    int mode, Py_ssize_t f0, Py_ssize_t f1,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    const complex_t[:, :, :, ::1] y_in, floating[:, :, ::1] P,
+    const double[:, :, :, :, ::1] R,
+    double scale, double eps, double sqrt_eps, double logit, double slope,
+    double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+) noexcept nogil:
+    cdef Py_ssize_t t, f, c, d, j, C = x.shape[2], J = P.shape[2]
+    cdef double* y = work
+    cdef double* Rn
+    cdef double p, cr, ci, dr, di
+    cdef int st, status = Status.OK
+    for t in range(P.shape[0]):
+        for f in range(f0, f1):
+            st = estimate_point(mode, t, f, x, v, y_in, P, R, scale, eps, sqrt_eps,
+                                logit, slope, y, work + 2 * C * J)
+            if st != Status.OK:
+                status = st
+            for j in range(J):
+                p = 0.0
+                for c in range(C):
+                    cr = y[(c * J + j) * 2]
+                    ci = y[(c * J + j) * 2 + 1]
+                    p = p + cr * cr + ci * ci
+                p = p / C
+                P[t, f, j] = <floating>p
+                weight[f, j] = weight[f, j] + p
+                Rn = &Rnum[f, j, 0, 0, 0]
+                for c in range(C):
+                    cr = y[(c * J + j) * 2]
+                    ci = y[(c * J + j) * 2 + 1]
+                    for d in range(c, C):
+                        dr = y[(d * J + j) * 2]
+                        di = y[(d * J + j) * 2 + 1]
+                        Rn[(c * C + d) * 2] += cr * dr + ci * di
+                        Rn[(c * C + d) * 2 + 1] += ci * dr - cr * di
+    return status
+
+
+cdef int stats_kernel(
+    int mode,
+    const complex_t[:, :, ::1] x,            # IN    (frames, bins, C)
+    const floating[:, :, :, ::1] v,          # IN    (frames, bins, {1, C}, J)  SOFTMASK / PHASE
+    const complex_t[:, :, :, ::1] y_in,      # IN    (frames, bins, C, J)       GIVEN
+    floating[:, :, ::1] P,                   # INOUT (frames, bins, J)          PSDs
+    const double[:, :, :, :, ::1] R,         # IN    (bins, J, C, C, 2)         MODEL
+    double scale, double eps, double logit, double slope,
+    double[:, :, :, :, ::1] Rnum,            # INOUT (bins, J, C, C, 2)  upper triangle
+    double[:, ::1] weight,                   # INOUT (bins, J)
+    double[:, ::1] work,                     # scratch (>= chunks, >= work_size(C, J))
+    int n_threads,
+) noexcept nogil:
+    cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2], nc, k
+    cdef int flags = 0
+    cdef double sqrt_eps = sqrt(eps)
+    if (x.shape[0] != T or x.shape[1] != F or Rnum.shape[0] != F or Rnum.shape[1] != J
+            or Rnum.shape[2] != C or Rnum.shape[3] != C or weight.shape[0] != F
+            or weight.shape[1] != J):
+        return Status.BAD_SHAPE
+    if mode == Estimate.MODEL:
+        if R.shape[0] != F or R.shape[1] != J or R.shape[2] != C or R.shape[3] != C:
+            return Status.BAD_SHAPE
+    elif mode == Estimate.SOFTMASK or mode == Estimate.PHASE:
+        if (v.shape[0] != T or v.shape[1] != F or v.shape[3] != J
+                or (v.shape[2] != 1 and v.shape[2] != C)):
+            return Status.BAD_SHAPE
+    elif mode == Estimate.GIVEN:
+        if (y_in.shape[0] != T or y_in.shape[1] != F or y_in.shape[2] != C
+                or y_in.shape[3] != J):
+            return Status.BAD_SHAPE
+    else:
+        return Status.BAD_MODE
+    if work.shape[1] < 2 * C * J + 2 * C * C + 2 * C or work.shape[0] < 1:
+        return Status.SMALL_WORK
+    if T == 0 or F == 0 or C == 0 or J == 0:
+        return Status.OK
+    nc = n_chunks(F, n_threads, MIN_BINS)
+    if T * F < MIN_POINTS:
+        nc = 1
+    if nc > work.shape[0]:
+        nc = work.shape[0]
+    if nc == 1:
+        return _stats_chunk(mode, 0, F, x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope,
+                            Rnum, weight, &work[0, 0])
+    for k in prange(nc, schedule='static', num_threads=nc):
+        flags |= 1 << _stats_chunk(mode, k * F // nc, (k + 1) * F // nc, x, v, y_in, P, R,
+                                   scale, eps, sqrt_eps, logit, slope, Rnum, weight,
+                                   &work[k, 0])
+    return worst_status(flags)
+
+
+def accumulate(int mode, const complex_t[:, :, ::1] x not None,
+               const floating[:, :, :, ::1] v not None,
+               const complex_t[:, :, :, ::1] y_in not None,
+               floating[:, :, ::1] P not None,
+               const double[:, :, :, :, ::1] R not None,
+               double scale, double eps, double logit, double slope,
+               double[:, :, :, :, ::1] Rnum not None, double[:, ::1] weight not None,
+               double[:, ::1] work not None, int n_threads):
+    """Python entry of stats_kernel; returns its Status."""
+    cdef int status
+    with nogil:
+        status = stats_kernel(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight,
+                              work, n_threads)
+    return status
+
+
+cdef int finalize_covariance_kernel(
+    const double[:, :, :, :, ::1] Rnum,      # IN  (bins, J, C, C, 2)  upper triangle
+    const double[:, ::1] weight,             # IN  (bins, J)
+    double eps,
+    double[:, :, :, :, ::1] R_out,           # OUT (bins, J, C, C, 2)  full Hermitian
+) noexcept nogil:
+    cdef Py_ssize_t f, j, c, d, C = Rnum.shape[2]
+    cdef double w, re, im
+    cdef int status = Status.OK
+    if (R_out.shape[0] != Rnum.shape[0] or R_out.shape[1] != Rnum.shape[1]
+            or R_out.shape[2] != C or R_out.shape[3] != C or weight.shape[0] != Rnum.shape[0]
+            or weight.shape[1] != Rnum.shape[1]):
+        return Status.BAD_SHAPE
+    for f in range(Rnum.shape[0]):
+        for j in range(Rnum.shape[1]):
+            w = eps + weight[f, j]
+            if not (w < INFINITY):
+                status = Status.NOT_FINITE
+            for c in range(C):
+                for d in range(c, C):
+                    # a source silent over the whole bin (and eps = 0) has R = 0, not 0/0
+                    re = Rnum[f, j, c, d, 0] / w if w > 0.0 else 0.0
+                    im = Rnum[f, j, c, d, 1] / w if w > 0.0 else 0.0
+                    if re - re != 0.0 or im - im != 0.0:
+                        status = Status.NOT_FINITE
+                    R_out[f, j, c, d, 0] = re
+                    R_out[f, j, c, d, 1] = im
+                    R_out[f, j, d, c, 0] = re
+                    R_out[f, j, d, c, 1] = -im
+    return status
+
+
+def finalize_covariance(const double[:, :, :, :, ::1] Rnum not None,
+                        const double[:, ::1] weight not None, double eps,
+                        double[:, :, :, :, ::1] R_out not None):
+    """R = Rnum / (eps + weight), Hermitian; returns a Status."""
+    cdef int status
+    with nogil:
+        status = finalize_covariance_kernel(Rnum, weight, eps, R_out)
+    return status

@@ -1,0 +1,71 @@
+"""norbert: fast multichannel Wiener filtering for audio source separation.
+
+A compiled (Cython, OpenMP) drop-in replacement for norbert 0.2.1, whose public API it
+implements: same names, arguments, defaults and shapes. Credit for the API and the
+original implementation goes to upstream norbert's authors (Fabian-Robert Stöter,
+Antoine Liutkus and contributors).
+"""
+
+from pathlib import Path
+
+from norbert import contrib
+from norbert._core import openmp_enabled
+from norbert._filtering import (
+    apply_filter,
+    expectation_maximization,
+    get_local_gaussian_model,
+    get_mix_model,
+    softmask,
+    wiener,
+    wiener_gain,
+)
+from norbert._validation import ParameterError, resolve_workers
+from norbert.contrib import compress_filter, reduce_interferences, residual_model, smooth
+
+__version__ = "0.3.0"
+
+__all__ = [
+    "ParameterError",
+    "apply_filter",
+    "compress_filter",
+    "contrib",
+    "expectation_maximization",
+    "get_include",
+    "get_local_gaussian_model",
+    "get_mix_model",
+    "get_num_threads",
+    "openmp_enabled",
+    "reduce_interferences",
+    "residual_model",
+    "smooth",
+    "softmask",
+    "wiener",
+    "wiener_gain",
+]
+
+
+def get_num_threads(workers=None):
+    """Number of threads a call with this `workers` value uses.
+
+    Examples
+    --------
+    >>> import norbert
+    >>> norbert.get_num_threads(1)
+    1
+    """
+    return resolve_workers(workers)
+
+
+def get_include():
+    """Directory to add to a downstream build's include path to ``cimport norbert._core``.
+
+    Like ``numpy.get_include()``: the returned directory holds the ``norbert`` package
+    with its ``.pxd`` files.
+
+    Examples
+    --------
+    >>> import os, norbert
+    >>> os.path.isdir(os.path.join(norbert.get_include(), "norbert", "_core"))
+    True
+    """
+    return str(Path(__file__).resolve().parent.parent)

@@ -1,0 +1,503 @@
+"""The documented functions of norbert 0.2.1, computed by the compiled core."""
+
+import numpy as np
+
+from norbert._core import Estimate, Status, _filter, _stats
+from norbert._core._mask import SLOPE
+from norbert._drivers import (
+    EMState,
+    check_frames_per_block,
+    contiguous_block,
+    covariance_to_user,
+    make_work,
+    run_em,
+)
+from norbert._validation import (
+    ParameterError,
+    _as_array,
+    _check_ndim,
+    check_iterations,
+    check_mixture,
+    check_out,
+    check_sources,
+    check_spectrograms,
+    complex_dtype_of,
+    raise_for_status,
+    resolve_eps,
+    resolve_workers,
+)
+
+__all__ = [
+    "expectation_maximization",
+    "wiener",
+    "softmask",
+    "wiener_gain",
+    "apply_filter",
+    "get_mix_model",
+    "get_local_gaussian_model",
+]
+
+_REFERENCES = """
+    References
+    ----------
+    .. [1] N.Q. Duong, E. Vincent and R. Gribonval. "Under-determined reverberant audio
+       source separation using a full-rank spatial covariance model." IEEE Transactions on
+       Audio, Speech, and Language Processing 18.7 (2010): 1830-1840.
+    .. [2] A. Nugraha, A. Liutkus and E. Vincent. "Multichannel audio source separation
+       with deep neural networks." IEEE/ACM Transactions on Audio, Speech, and Language
+       Processing 24.9 (2016): 1652-1664.
+"""
+
+
+def _real_dtype(cdtype):
+    return np.empty(0, cdtype).real.dtype
+
+
+def _mixture_scale(x, cdtype):
+    """upstream's max(1, max|x| / 10): EM runs on x / that, the result is scaled back."""
+    if x.size == 0:
+        return 1.0
+    m = 0.0
+    # block-wise, so a strided or byte-swapped x needs no full-size copy
+    step = max(1, (1 << 22) // max(1, x.shape[1] * x.shape[2]))
+    for t0 in range(0, x.shape[0], step):
+        m = max(m, _filter.max_abs2(contiguous_block(x, slice(t0, t0 + step), cdtype)))
+    if not np.isfinite(m):
+        raise_for_status(Status.NOT_FINITE, "wiener", [("x", x, False)])
+    return max(1.0, float(np.sqrt(m)) / 10.0)
+
+
+def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers=None,
+                             out=None, progress=None, frames_per_block=None):
+    """Expectation maximization algorithm, for refining source separation estimates.
+
+    Re-estimates the sources' power spectral densities and spatial covariance matrices
+    (:func:`get_local_gaussian_model`), then separates the mixture again with the
+    multichannel Wiener filter they define (:func:`get_mix_model`, :func:`wiener_gain`,
+    :func:`apply_filter`), `iterations` times. The filter of each TF point is
+    ``y_j = v_j R_j Cxx^-1 x`` with ``Cxx = sum_j v_j R_j + sqrt(eps) I``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+        initial estimates for the sources (complex). Never modified.
+    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+        complex STFT of the mixture signal
+    iterations : int [scalar]
+        number of iterations for the EM algorithm (>= 0).
+    verbose : boolean
+        display some information if True
+    eps : float or None [scalar]
+        The epsilon value to use for regularization and filters. If None, the default
+        will use the epsilon of np.real(x) dtype.
+    workers : int or None, keyword-only
+        number of threads (None: all cores, honouring OMP_NUM_THREADS; -1: all cores).
+    out : np.ndarray or None, keyword-only
+        C-contiguous writable array of y's shape and x's complex dtype (e.g. an
+        ``np.memmap``) that receives the estimates.
+    progress : callable or None, keyword-only
+        called as ``progress(completed, total)`` after each block of frames; units are
+        frames times passes over the track.
+    frames_per_block : int or None, keyword-only
+        frames per kernel call (None: about 8 MB of output per block).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+        estimated sources after iterations (x's complex dtype)
+    v : np.ndarray [shape=(nb_frames, nb_bins, nb_sources)]
+        estimated power spectral densities (x's real dtype)
+    R : np.ndarray [shape=(nb_bins, nb_channels, nb_channels, nb_sources)]
+        estimated spatial covariance matrices (x's complex dtype)
+
+    Raises
+    ------
+    TypeError
+        if an argument is not an array of the right kind (e.g. real x).
+    ValueError
+        on shape mismatches, negative iterations or eps, and NaN or inf in y or x.
+    {references}
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((20, 5, 2)) + 1j * rng.standard_normal((20, 5, 2))
+    >>> y0 = norbert.softmask(rng.random((20, 5, 2, 3)), x)
+    >>> y, v, R = norbert.expectation_maximization(y0, x, iterations=1)
+    >>> y.shape, v.shape, R.shape
+    ((20, 5, 2, 3), (20, 5, 3), (5, 2, 2, 3))
+    """
+    x, cdtype = check_mixture(x)
+    y = check_sources(y, x)
+    iterations = check_iterations(iterations)
+    eps = resolve_eps(eps, _real_dtype(cdtype))
+    n_threads = resolve_workers(workers)
+    T, F, C = x.shape
+    J = y.shape[3]
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("y", y)])
+    rdtype = _real_dtype(cdtype)
+    if verbose:
+        print("Number of iterations: ", iterations)
+    if iterations == 0:
+        # as upstream: the initial estimate (a copy, never the caller's object) and zeros
+        out[...] = y
+        return out, np.zeros((T, F, J), rdtype), np.zeros((F, C, C, J), cdtype)
+    fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
+    state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
+                   progress=progress, func="expectation_maximization")
+    if verbose:
+        print("EM done (%d iterations)" % iterations)
+    return out, state.P, state.covariance()
+
+
+expectation_maximization.__doc__ = expectation_maximization.__doc__.replace(
+    "{references}", _REFERENCES
+)
+
+
+def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out=None,
+           progress=None, frames_per_block=None):
+    """Wiener-based separation for multichannel audio.
+
+    An initial estimate from the spectrograms `v` (:func:`softmask`, or `v` with the
+    mixture's phase) is refined by `iterations` rounds of :func:`expectation_maximization`
+    on the mixture `x`. As in norbert 0.2.1, the EM runs on ``x / max(1, max|x| / 10)``
+    and the result is scaled back; the caller's `x` is not modified.
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(nb_frames, nb_bins, {1,nb_channels}, nb_sources)]
+        spectrograms of the sources. This is a nonnegative tensor that is usually the
+        output of the actual separation method of the user. The spectrograms may be mono,
+        but they need to be 4-dimensional in all cases.
+    x : np.ndarray [complex, shape=(nb_frames, nb_bins, nb_channels)]
+        STFT of the mixture signal.
+    iterations : int [scalar]
+        number of iterations for the EM algorithm
+    use_softmask : boolean
+        if False, then the mixture phase will directly be used with the spectrogram as
+        initial estimates. if True, a softmasking strategy will be used as described in
+        :func:`softmask`.
+    eps : {None, float}
+        Epsilon value to use for computing the separations. If None, the default value is
+        taken as ``np.finfo(np.real(x[0])).eps``.
+    workers, out, progress, frames_per_block : keyword-only
+        as in :func:`expectation_maximization`.
+
+    Returns
+    -------
+    y : np.ndarray [complex, shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+        STFT of estimated sources (x's complex dtype)
+
+    Raises
+    ------
+    TypeError
+        if an argument is not an array of the right kind.
+    ValueError
+        on shape mismatches, bad parameter values, negative or non-finite v, non-finite x.
+    {references}
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((100, 33, 2)) + 1j * rng.standard_normal((100, 33, 2))
+    >>> v = rng.random((100, 33, 1, 4))
+    >>> y = norbert.wiener(v, x, iterations=2)
+    >>> y.shape, y.dtype
+    ((100, 33, 2, 4), dtype('complex128'))
+    >>> bool(np.allclose(y.sum(axis=-1), x))
+    True
+    """
+    x, cdtype = check_mixture(x)
+    v = check_spectrograms(v, x)
+    iterations = check_iterations(iterations)
+    eps = resolve_eps(eps, _real_dtype(cdtype))
+    n_threads = resolve_workers(workers)
+    T, F, C = x.shape
+    J = v.shape[3]
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)])
+    fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
+    init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
+    if iterations == 0:
+        state = EMState(x, J, cdtype, eps, n_threads, fpb, progress=progress, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
+        state.filter(init, 1.0, out, v=v, func="wiener")
+        return out
+    scale = 1.0 / _mixture_scale(x, cdtype)
+    run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
+           progress=progress, func="wiener")
+    return out
+
+
+wiener.__doc__ = wiener.__doc__.replace("{references}", _REFERENCES)
+
+
+def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
+    """Separates a mixture with a ratio mask, using the provided sources spectrograms.
+
+    ``y[..., c, j] = v[..., c, j] / (eps + sum_k v[..., c, k]) * x[..., c]`` (channel 0 of
+    `v` for every channel when `v` is mono). With `logit`, the mask ``m`` is compressed to
+    ``1 / (1 + exp(-15 (m - logit)))``: masks above the threshold move toward 1, below it
+    toward 0. The filter does not take multichannel correlations into account.
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
+        spectrograms of the sources (non-negative)
+    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+        mixture signal (complex)
+    logit : {None, float between 0 and 1}
+        enable a compression of the filter. If not None, it is the threshold value for
+        the logit function.
+    eps : {None, float}
+        added to the total energy before dividing (None: machine epsilon of x's real dtype).
+    workers, out : keyword-only
+        as in :func:`expectation_maximization`.
+
+    Returns
+    -------
+    ndarray, shape=(nb_frames, nb_bins, nb_channels, nb_sources)
+        estimated sources (x's complex dtype)
+
+    Raises
+    ------
+    TypeError, ValueError
+        on bad arrays or parameters, negative or non-finite v, non-finite x.
+
+    References
+    ----------
+    .. [1] N. Wiener, "Extrapolation, Inerpolation, and Smoothing of Stationary Time
+       Series." 1949.
+    .. [2] A. Liutkus and R. Badeau. "Generalized Wiener filtering with fractional power
+       spectrograms." ICASSP 2015.
+
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> x = np.ones((4, 3, 2), dtype=np.complex64)
+    >>> v = np.stack([np.full((4, 3, 2), 3.0), np.full((4, 3, 2), 1.0)], axis=-1)
+    >>> y = norbert.softmask(v, x)
+    >>> y.dtype, float(y[0, 0, 0, 0].real)
+    (dtype('complex64'), 0.75)
+    """
+    x, cdtype = check_mixture(x)
+    v = check_spectrograms(v, x)
+    eps = resolve_eps(eps, _real_dtype(cdtype))
+    if logit is not None:
+        if isinstance(logit, bool) or not isinstance(logit, (int, float, np.floating, np.integer)):
+            raise TypeError(f"logit must be None or a float in (0, 1), got {logit!r}")
+        if not 0.0 < float(logit) < 1.0:
+            raise ParameterError(f"logit must be None or in (0, 1), got {logit!r}")
+    n_threads = resolve_workers(workers)
+    T, F, C = x.shape
+    J = v.shape[3]
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)])
+    fpb = check_frames_per_block(None, F, C, J, np.dtype(cdtype).itemsize)
+    state = EMState(x, J, cdtype, eps, n_threads, fpb, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
+    state.filter(Estimate.SOFTMASK, 1.0, out, v=v,
+                 logit=-1.0 if logit is None else float(logit), func="softmask")
+    return out
+
+
+def _complex_operand(a, name, ndim, shape_doc):
+    a = _as_array(a, name)
+    _check_ndim(a, ndim, name, shape_doc)
+    return a
+
+
+def _common_complex(*arrays):
+    dt = np.result_type(*[a.dtype for a in arrays], np.complex64)
+    return np.dtype(np.complex64) if dt.itemsize <= 8 else np.dtype(np.complex128)
+
+
+def wiener_gain(v_j, R_j, inv_Cxx, *, workers=None):
+    """Compute the wiener gain for separating one source, given all parameters.
+
+    ``G = v_j R_j inv_Cxx`` at every TF point: the matrix applied to the mix to get the
+    posterior mean of the source [1]_.
+
+    Parameters
+    ----------
+    v_j : np.ndarray [shape=(nb_frames, nb_bins)]
+        power spectral density of the target source. (norbert 0.2.1's documentation says
+        (nb_frames, nb_bins, nb_channels); the maths and its code take one PSD per TF point.)
+    R_j : np.ndarray [shape=(nb_bins, nb_channels, nb_channels)]
+        spatial covariance matrix of the target source
+    inv_Cxx : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_channels)]
+        inverse of the mixture covariance matrices
+    workers : int or None, keyword-only
+        number of threads.
+
+    Returns
+    -------
+    G : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_channels)]
+        wiener filtering matrices, to apply to the mix, e.g. through :func:`apply_filter`.
+
+    References
+    ----------
+    .. [1] N.Q. Duong, E. Vincent and R. Gribonval. "Under-determined reverberant audio
+       source separation using a full-rank spatial covariance model." 2010.
+
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> G = norbert.wiener_gain(np.ones((2, 3)), np.ones((3, 1, 1)), np.full((2, 3, 1, 1), 0.5))
+    >>> G.shape, complex(G[0, 0, 0, 0])
+    ((2, 3, 1, 1), (0.5+0j))
+    """
+    v_j = _as_array(v_j, "v_j")
+    if v_j.dtype.kind == "c":
+        raise TypeError(f"v_j must be real, got {v_j.dtype}")
+    _check_ndim(v_j, 2, "v_j", "(nb_frames, nb_bins)")
+    R_j = _complex_operand(R_j, "R_j", 3, "(nb_bins, nb_channels, nb_channels)")
+    inv_Cxx = _complex_operand(inv_Cxx, "inv_Cxx", 4,
+                               "(nb_frames, nb_bins, nb_channels, nb_channels)")
+    T, F = v_j.shape
+    C = R_j.shape[1]
+    if R_j.shape != (F, C, C):
+        raise ParameterError(f"R_j must have shape (nb_bins={F}, C, C), got {R_j.shape}")
+    if inv_Cxx.shape != (T, F, C, C):
+        raise ParameterError(
+            f"inv_Cxx must have shape (nb_frames, nb_bins, C, C) = {(T, F, C, C)}, "
+            f"got {inv_Cxx.shape}"
+        )
+    cdtype = _common_complex(R_j, inv_Cxx)
+    rdtype = _real_dtype(cdtype)
+    G = np.empty((T, F, C, C), cdtype)
+    status = _filter.gain(
+        np.ascontiguousarray(v_j, rdtype), np.ascontiguousarray(R_j, cdtype),
+        np.ascontiguousarray(inv_Cxx, cdtype), G, resolve_workers(workers),
+    )
+    raise_for_status(status, "wiener_gain")
+    return G
+
+
+def apply_filter(x, W, *, workers=None):
+    """Applies a filter on the mixture. Just corresponds to a matrix multiplication.
+
+    ``y_hat[t, f] = W[t, f] @ x[t, f]``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+        STFT of the signal on which to apply the filter.
+    W : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_channels)]
+        filtering matrices, as returned, e.g. by :func:`wiener_gain`
+    workers : int or None, keyword-only
+        number of threads.
+
+    Returns
+    -------
+    y_hat : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+        filtered signal
+
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> x = np.ones((1, 1, 2), complex)
+    >>> W = np.array([[[[1, 2], [0, 1j]]]])
+    >>> norbert.apply_filter(x, W)[0, 0]
+    array([3.+0.j, 0.+1.j])
+    """
+    x = _complex_operand(x, "x", 3, "(nb_frames, nb_bins, nb_channels)")
+    W = _complex_operand(W, "W", 4, "(nb_frames, nb_bins, nb_channels, nb_channels)")
+    T, F, C = x.shape
+    if W.shape != (T, F, C, C):
+        raise ParameterError(
+            f"W must have shape x.shape + (nb_channels,) = {(T, F, C, C)}, got {W.shape}"
+        )
+    cdtype = _common_complex(x, W)
+    y = np.empty((T, F, C), cdtype)
+    status = _filter.apply(np.ascontiguousarray(x, cdtype), np.ascontiguousarray(W, cdtype),
+                           y, resolve_workers(workers))
+    raise_for_status(status, "apply_filter")
+    return y
+
+
+def get_mix_model(v, R, *, workers=None):
+    """Compute the model covariance of a mixture based on local Gaussian models.
+
+    Simply adds up all the ``v[..., j] * R[..., j]`` (no regularisation is added).
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(nb_frames, nb_bins, nb_sources)]
+        Power spectral densities for the sources
+    R : np.ndarray [shape=(nb_bins, nb_channels, nb_channels, nb_sources)]
+        Spatial covariance matrices of each sources
+    workers : int or None, keyword-only
+        number of threads.
+
+    Returns
+    -------
+    Cxx : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_channels)]
+        Covariance matrix for the mixture (R's complex dtype)
+
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> R = np.ones((3, 2, 2, 2), complex)
+    >>> Cxx = norbert.get_mix_model(np.ones((4, 3, 2)), R)
+    >>> Cxx.shape, complex(Cxx[0, 0, 0, 1])
+    ((4, 3, 2, 2), (2+0j))
+    """
+    v = _as_array(v, "v")
+    if v.dtype.kind == "c":
+        raise TypeError(f"v must be real (PSDs), got {v.dtype}")
+    _check_ndim(v, 3, "v", "(nb_frames, nb_bins, nb_sources)")
+    R = _complex_operand(R, "R", 4, "(nb_bins, nb_channels, nb_channels, nb_sources)")
+    T, F, J = v.shape
+    C = R.shape[1]
+    if R.shape != (F, C, C, J):
+        raise ParameterError(
+            f"R must have shape (nb_bins={F}, C, C, nb_sources={J}), got {R.shape}"
+        )
+    cdtype = _common_complex(R)
+    Cxx = np.empty((T, F, C, C), cdtype)
+    status = _filter.mix_model(np.ascontiguousarray(v, _real_dtype(cdtype)),
+                               np.ascontiguousarray(R, cdtype), Cxx, resolve_workers(workers))
+    raise_for_status(status, "get_mix_model")
+    return Cxx
+
+
+def get_local_gaussian_model(y_j, eps=1.0, *, workers=None):
+    """Compute the local Gaussian model [1]_ for a source given the complex STFT.
+
+    ``v_j = mean_c |y_j|^2`` and ``R_j = sum_t y_j y_j^H / (eps + sum_t v_j)``, per bin.
+
+    Parameters
+    ----------
+    y_j : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+        complex stft of the source.
+    eps : float [scalar]
+        regularization term
+    workers : int or None, keyword-only
+        number of threads.
+
+    Returns
+    -------
+    v_j : np.ndarray [shape=(nb_frames, nb_bins)]
+        power spectral density of the source
+    R_j : np.ndarray [shape=(nb_bins, nb_channels, nb_channels)]
+        Spatial covariance matrix of the source (norbert 0.2.1 returned a leading axis
+        of length 1)
+
+    References
+    ----------
+    .. [1] N.Q. Duong, E. Vincent and R. Gribonval. "Under-determined reverberant audio
+       source separation using a full-rank spatial covariance model." 2010.
+
+    Examples
+    --------
+    >>> import numpy as np, norbert
+    >>> v_j, R_j = norbert.get_local_gaussian_model(np.ones((10, 4, 2), complex), eps=0.0)
+    >>> v_j.shape, R_j.shape, complex(R_j[0, 0, 1])
+    ((10, 4), (4, 2, 2), (1+0j))
+    """
+    y_j, cdtype = check_mixture(y_j, name="y_j")
+    eps = resolve_eps(eps, _real_dtype(cdtype))
+    n_threads = resolve_workers(workers)
+    T, F, C = y_j.shape
+    fpb = check_frames_per_block(None, F, C, 1, np.dtype(cdtype).itemsize)
+    state = EMState(y_j, 1, cdtype, eps, n_threads, fpb)
+    state.statistics(Estimate.GIVEN, 1.0, y=y_j[..., None], func="get_local_gaussian_model")
+    return state.P[..., 0], state.covariance()[..., 0]

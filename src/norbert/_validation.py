@@ -1,0 +1,236 @@
+"""Checks at the boundary: every argument is validated here, never inside the kernels.
+
+Policies (documented in the README's "Guarantees"):
+
+- Arrays: anything ``np.asarray`` turns into a numeric array is accepted (lists included);
+  object, string, bytes and boolean arrays, ``None`` and scalars are refused with a TypeError.
+- ``x`` must be complex. complex64 and complex128 are used as they are; ``clongdouble`` is
+  computed in complex128 (the kernels work in double).
+- ``v`` must be real. float32/float64 are used as they are; integers, float16 and
+  longdouble are converted to x's real dtype, block by block (no full-size copy).
+- Negative or non-finite values in ``v``, and non-finite ``x`` / ``y``, raise a ValueError
+  that says where the first one is.
+- Arrays are never written to; read-only, strided, Fortran-ordered and byte-swapped arrays
+  are read through small contiguous blocks.
+"""
+
+import numbers
+import operator
+import os
+
+import numpy as np
+
+from norbert._core import Status, max_threads
+
+__all__ = [
+    "ParameterError",
+    "check_mixture",
+    "check_spectrograms",
+    "check_sources",
+    "check_iterations",
+    "check_out",
+    "resolve_eps",
+    "resolve_workers",
+    "raise_for_status",
+]
+
+
+class ParameterError(ValueError):
+    """An argument has the wrong shape, dtype or value."""
+
+
+_FORKED = False
+
+
+def _after_fork_in_child():
+    # GNU libgomp's thread pool does not survive fork(): a child that opens a parallel
+    # region can hang forever. Children therefore run every kernel on one thread.
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _as_array(a, name):
+    if a is None:
+        raise TypeError(f"{name} must be an array, got None")
+    if isinstance(a, (numbers.Number, str, bytes)):
+        raise TypeError(f"{name} must be an array, got the scalar {a!r}")
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} could not be converted to a numeric array: {exc}") from None
+    if a.dtype.kind not in "iufc":
+        raise TypeError(
+            f"{name} must be a numeric array, got dtype {a.dtype} "
+            "(object, string and boolean arrays are not accepted)"
+        )
+    return a
+
+
+def _check_ndim(a, ndim, name, shape_doc):
+    if a.ndim != ndim:
+        raise ParameterError(
+            f"{name} must be {ndim}-dimensional with shape {shape_doc}, "
+            f"got {a.ndim} dimension(s) with shape {a.shape}"
+        )
+
+
+def complex_dtype_of(a, name):
+    """The complex dtype used for a complex input (complex64 or complex128)."""
+    if a.dtype.kind != "c":
+        raise TypeError(f"{name} must be complex (an STFT), got real dtype {a.dtype}")
+    return np.dtype(np.complex64) if a.dtype.itemsize == 8 else np.dtype(np.complex128)
+
+
+def check_mixture(x, name="x"):
+    """Return x as an array (never copied) and its working complex dtype."""
+    x = _as_array(x, name)
+    _check_ndim(x, 3, name, "(nb_frames, nb_bins, nb_channels)")
+    if x.shape[2] == 0:
+        raise ParameterError(f"{name} must have at least one channel, got shape {x.shape}")
+    return x, complex_dtype_of(x, name)
+
+
+def check_spectrograms(v, x, name="v"):
+    """v: (nb_frames, nb_bins, {1, nb_channels}, nb_sources), real, matching x."""
+    v = _as_array(v, name)
+    if v.dtype.kind == "c":
+        raise TypeError(f"{name} must be real and non-negative (spectrograms), got {v.dtype}")
+    _check_ndim(v, 4, name, "(nb_frames, nb_bins, {1, nb_channels}, nb_sources)")
+    T, F, C = x.shape
+    if v.shape[:2] != (T, F):
+        raise ParameterError(
+            f"{name} and x must have the same nb_frames and nb_bins: "
+            f"{name} has shape {v.shape}, x has shape {x.shape}"
+        )
+    if v.shape[2] not in (1, C):
+        raise ParameterError(
+            f"{name} must have 1 or nb_channels={C} channels (axis 2), got shape {v.shape}"
+        )
+    if v.shape[3] == 0:
+        raise ParameterError(f"{name} must have at least one source (axis 3), got shape {v.shape}")
+    return v
+
+
+def check_sources(y, x, name="y"):
+    """y: (nb_frames, nb_bins, nb_channels, nb_sources), complex, matching x."""
+    y = _as_array(y, name)
+    _check_ndim(y, 4, name, "(nb_frames, nb_bins, nb_channels, nb_sources)")
+    complex_dtype_of(y, name)
+    if y.shape[:3] != x.shape:
+        raise ParameterError(
+            f"{name} must have shape x.shape + (nb_sources,) = {x.shape} + (nb_sources,), "
+            f"got {y.shape}"
+        )
+    if y.shape[3] == 0:
+        raise ParameterError(f"{name} must have at least one source (axis 3), got shape {y.shape}")
+    return y
+
+
+def check_iterations(iterations):
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
+        raise TypeError(f"iterations must be a non-negative integer, got {iterations!r}")
+    if iterations < 0:
+        raise ParameterError(f"iterations must be >= 0, got {iterations}")
+    return int(iterations)
+
+
+def resolve_eps(eps, dtype, name="eps"):
+    """eps=None means the machine epsilon of dtype's real part."""
+    if eps is None:
+        return float(np.finfo(dtype).eps)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name} must be None or a real number, got {eps!r}")
+    eps = float(eps)
+    if not np.isfinite(eps) or eps < 0:
+        raise ParameterError(f"{name} must be finite and >= 0, got {eps}")
+    return eps
+
+
+def resolve_workers(workers):
+    """Number of threads for a call.
+
+    None: OpenMP's limit (honours OMP_NUM_THREADS and threadpoolctl); -1: every core;
+    a negative -k: every core but k - 1, as scipy.fft's ``workers``; 0 is refused.
+    """
+    if _FORKED:
+        return 1
+    if workers is None:
+        return max(1, max_threads())
+    try:
+        workers = operator.index(workers)
+    except TypeError:
+        raise TypeError(f"workers must be None or an integer, got {workers!r}") from None
+    if workers == 0:
+        raise ParameterError("workers must be a positive or negative integer, got 0")
+    if workers < 0:
+        workers = max(1, (os.cpu_count() or 1) + 1 + workers)
+    return workers
+
+
+def check_out(out, shape, dtype, inputs=()):
+    """A caller-provided output array: exact shape and dtype, writable, C-contiguous."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array (or np.memmap), got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ParameterError(
+            f"out must have shape {tuple(shape)} and dtype {dtype}, "
+            f"got shape {out.shape} and dtype {out.dtype}"
+        )
+    if not out.flags.writeable:
+        raise ParameterError("out must be writable")
+    if not out.flags.c_contiguous:
+        raise ParameterError("out must be C-contiguous")
+    for name, a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ParameterError(f"out must not share memory with {name}")
+    return out
+
+
+def _first_bad(a, negative_allowed):
+    """Index of the first non-finite (or negative) entry of a, scanning by frames."""
+    step = max(1, (1 << 22) // max(1, int(np.prod(a.shape[1:], dtype=np.int64))))
+    for t0 in range(0, a.shape[0], step):
+        block = a[t0:t0 + step]
+        bad = ~np.isfinite(block)
+        if not negative_allowed:
+            bad |= block < 0
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            idx[0] += t0
+            return tuple(int(i) for i in idx)
+    return None
+
+
+def raise_for_status(status, func, arrays=()):
+    """Turn a kernel Status into an exception written for users.
+
+    arrays: (name, array, is_spectrogram) checked, in the error path only, to say where the
+    problem is.
+    """
+    if status == Status.OK:
+        return
+    if status in (Status.NOT_FINITE, Status.NEGATIVE):
+        for name, a, is_spec in arrays:
+            if a is None:
+                continue
+            where = _first_bad(a, negative_allowed=not is_spec)
+            if where is not None:
+                value = a[where]
+                what = "negative" if is_spec and np.isfinite(value) else "non-finite"
+                hint = " (power spectrograms must be >= 0)" if what == "negative" else ""
+                raise ValueError(
+                    f"{func}: {name} must be finite{' and non-negative' if is_spec else ''}; "
+                    f"found {what} value {value!r} at index {where}{hint}"
+                )
+        raise ValueError(
+            f"{func}: the computation overflowed (inputs are finite but too large for "
+            "the working precision); rescale x and v"
+        )
+    raise RuntimeError(f"{func}: internal error, kernel status {Status(status).name}")

@@ -1,0 +1,242 @@
+"""Utilities around the Wiener filter, as in norbert 0.2.1's ``norbert.contrib``.
+
+They work on spectrograms and filters of any size with NumPy and SciPy; every function
+returns a new array and leaves its inputs unmodified.
+"""
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
+
+from norbert._validation import ParameterError, _as_array, _check_ndim
+
+__all__ = ["residual_model", "smooth", "reduce_interferences", "compress_filter"]
+
+
+def _logistic(W, threshold, slope):
+    return 1.0 / (1.0 + np.exp(-slope * (W - threshold)))
+
+
+def _float_dtype(a):
+    return a.dtype if a.dtype.kind in "fc" and a.dtype.itemsize >= 4 else np.dtype(np.float64)
+
+
+def _check_real(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not np.isfinite(value):
+        raise ParameterError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def residual_model(v, x, alpha=1, autoscale=False):
+    r"""Compute a model for the residual based on spectral subtraction.
+
+    The mixture's spectrogram is ``vx = max(eps, |x| ** alpha)``. With `autoscale`, each
+    source is first multiplied by the per-(bin, channel) least-squares gain
+    ``sum_t vx vt / (eps + sum_t vt^2)`` (``vt = sum_j v_j``) that best fits their sum to
+    `vx`. The residual is ``max(0, vx - sum_j v_j)`` of the sources that are returned.
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
+        Estimated spectrograms for the sources
+    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+        complex mixture
+    alpha : float [scalar]
+        exponent for the spectrograms `v`. For instance, if ``alpha==1``, then `v` must be
+        homogeneous to magnitudes, and if ``alpha==2``, `v` must be homogeneous to squared
+        magnitudes.
+    autoscale : boolean
+        in the case you know that the spectrograms will not have the right magnitude, it is
+        important that the models are scaled so that the residual is correctly estimated.
+
+    Returns
+    -------
+    v : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources+1)]
+        Spectrograms of the sources (broadcast to x's channels), with an appended one for
+        the residual.
+
+    Raises
+    ------
+    TypeError, ValueError
+        on arrays of the wrong kind or shape, or a non-positive alpha.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from norbert.contrib import residual_model
+    >>> x = np.full((3, 2, 2), 2.0 + 0j)
+    >>> out = residual_model(np.ones((3, 2, 1, 1)), x)
+    >>> out.shape, float(out[0, 0, 0, 1])
+    ((3, 2, 2, 2), 1.0)
+    """
+    v = _as_array(v, "v")
+    x = _as_array(x, "x")
+    _check_ndim(x, 3, "x", "(nb_frames, nb_bins, nb_channels)")
+    _check_ndim(v, 4, "v", "(nb_frames, nb_bins, {1, nb_channels}, nb_sources)")
+    if v.dtype.kind == "c":
+        raise TypeError(f"v must be real (spectrograms), got {v.dtype}")
+    T, F, C = x.shape
+    if v.shape[:2] != (T, F) or v.shape[2] not in (1, C):
+        raise ParameterError(
+            f"v must have shape (nb_frames, nb_bins, {{1, nb_channels}}, nb_sources) "
+            f"matching x {x.shape}, got {v.shape}"
+        )
+    alpha = _check_real(alpha, "alpha")
+    if alpha <= 0:
+        raise ParameterError(f"alpha must be > 0, got {alpha}")
+    dtype = np.result_type(_float_dtype(v), np.float32)
+    eps = np.finfo(dtype).eps
+    vx = np.abs(x).astype(dtype, copy=False)
+    if alpha != 1:
+        vx **= alpha
+    np.maximum(vx, eps, out=vx)
+    out = np.empty((T, F, C, v.shape[3] + 1), dtype)
+    out[..., :-1] = v                      # broadcasts a mono v to every channel
+    sources = out[..., :-1]
+    if autoscale:
+        total = sources.sum(axis=-1)
+        gain = np.einsum("tfc,tfc->fc", vx, total) / (eps + np.einsum("tfc,tfc->fc", total, total))
+        sources *= gain[None, :, :, None]
+    total = sources.sum(axis=-1)
+    np.subtract(vx, total, out=total)
+    np.maximum(total, 0, out=out[..., -1])
+    return out
+
+
+def smooth(v, width=1, temporal=False):
+    """Smoothes a ndarray with a Gaussian blur.
+
+    With `temporal`, a Gaussian of standard deviation `width` frames along axis 0 only
+    (truncated at 4 sigma). Otherwise a Gaussian of standard deviation `width` truncated at
+    `width` sigma, as norbert 0.2.1 does, over every axis of 1-D and 2-D arrays and over the
+    first two axes (time and frequency) of arrays with more dimensions: channels and sources
+    are never mixed.
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(nb_frames, ...)]
+        input array
+    width : float [scalar]
+        lengthscale (standard deviation) of the gaussian blur
+    temporal : boolean
+        if True, will smooth only along time through 1d blur.
+
+    Returns
+    -------
+    result : np.ndarray [shape=(nb_frames, ...)]
+        filtered array
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from norbert.contrib import smooth
+    >>> v = np.zeros((9, 4, 1, 2)); v[4, :, 0, 0] = 1
+    >>> s = smooth(v, 1, temporal=True)
+    >>> float(s[..., 1].max()), bool(s[3, 0, 0, 0] > 0)
+    (0.0, True)
+    """
+    v = _as_array(v, "v")
+    if v.ndim == 0:
+        raise ParameterError("v must have at least one dimension")
+    width = _check_real(width, "width")
+    if width < 0:
+        raise ParameterError(f"width must be >= 0, got {width}")
+    if v.dtype.kind not in "fc":
+        v = v.astype(np.float64)
+    if temporal:
+        return gaussian_filter1d(v, sigma=width, axis=0)
+    sigma = [width] * min(v.ndim, 2) + [0.0] * max(0, v.ndim - 2)
+    return gaussian_filter(v, sigma=sigma, truncate=width)
+
+
+def reduce_interferences(v, thresh=0.6, slope=15):
+    r"""Reduction of interferences between spectrograms.
+
+    Redistributes the energy of the input so that spectrograms are sparser along the
+    source axis: ``v * logistic(s / (eps + sum_j s))`` where ``s = smooth(v, 10)`` and the
+    logistic has threshold `thresh` and slope `slope`. Inspired from [1]_.
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(..., nb_sources)]
+        non-negative data on which to apply interference reduction
+    thresh : float [scalar]
+        threshold for the compression, should be between 0 and 1. The closer to 1, the
+        more reduction of the interferences, at the price of more distortion.
+    slope : float [scalar]
+        the slope at which binarization is done. The higher, the more brutal
+
+    Returns
+    -------
+    v : np.ndarray [same shape as input]
+        `v` with reduced interferences
+
+    References
+    ----------
+    .. [1] Thomas Prätzlich, Rachel Bittner, Antoine Liutkus, Meinard Müller. "Kernel
+       additive modeling for interference reduction in multi channel music recordings"
+       Proc. of ICASSP 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from norbert.contrib import reduce_interferences
+    >>> v = np.ones((30, 20, 1, 2)); v[..., 1] = 0.1
+    >>> out = reduce_interferences(v)
+    >>> bool(out[..., 1].max() < 0.1 * 0.01 < out[..., 0].min())
+    True
+    """
+    v = _as_array(v, "v")
+    thresh = _check_real(thresh, "thresh")
+    slope = _check_real(slope, "slope")
+    eps = np.finfo(np.float32).eps
+    s = smooth(v, 10)
+    total = eps + np.sum(s, axis=-1, keepdims=True)
+    return _logistic(s / total, thresh, slope) * v
+
+
+def compress_filter(W, thresh=0.6, slope=15):
+    """Applies a logit compression to a filter.
+
+    This "binarizes" a separation filter, reducing interferences at the price of
+    distortion. A single-channel filter becomes ``logistic(W)``. A multichannel filter is
+    seen as a beamformer followed by the single-channel mask ``tr W``, and only the mask is
+    compressed: ``W * logistic(tr W) / (eps + tr W)``.
+
+    Parameters
+    ----------
+    W : ndarray, shape=(..., nb_channels, nb_channels)
+        filter on which to apply logit compression (not modified).
+    thresh : float
+        threshold for the compression, should be between 0 and 1. The closer to 1, the
+        less interferences, but the more distortion.
+    slope : float
+        the slope at which binarization is done. The higher, the more brutal
+
+    Returns
+    -------
+    W : np.ndarray [same shape as input]
+        Compressed filter
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from norbert.contrib import compress_filter
+    >>> float(compress_filter(np.full((1, 1), 0.6))[0, 0])
+    0.5
+    """
+    W = _as_array(W, "W")
+    if W.ndim < 2 or W.shape[-1] != W.shape[-2]:
+        raise ParameterError(
+            f"W must have shape (..., nb_channels, nb_channels), got {W.shape}"
+        )
+    thresh = _check_real(thresh, "thresh")
+    slope = _check_real(slope, "slope")
+    if W.dtype.kind not in "fc":
+        W = W.astype(np.float64)
+    if W.shape[-1] == 1:
+        return _logistic(W, thresh, slope)
+    eps = np.finfo(W.dtype).eps
+    gains = np.trace(W, axis1=-2, axis2=-1)
+    return W * (_logistic(gains, thresh, slope) / (eps + gains))[..., None, None]
