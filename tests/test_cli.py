@@ -298,14 +298,38 @@ BAD = [
 ]
 
 
+@pytest.fixture(scope="module")
+def bad_runs(example, files, sf, tmp_path_factory):
+    """Run every bad-input case at once: concurrent interpreters keep the module fast."""
+    root = tmp_path_factory.mktemp("bad")
+    running = {}
+    for i, (case, (inputs, culprit)) in enumerate(_bad_inputs(example, sf, files, root).items()):
+        out = root / f"out{i}"
+        command = [
+            sys.executable,
+            "-m",
+            "norbert",
+            "refine",
+            *map(str, inputs),
+            "-o",
+            str(out),
+            *STFT,
+        ]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        running[case] = (proc, out, culprit)
+    results = {}
+    for case, (proc, out, culprit) in running.items():
+        stdout, stderr = proc.communicate(timeout=120)
+        results[case] = (proc.returncode, stdout, stderr, out, culprit)
+    return results
+
+
 @pytest.mark.parametrize("case", BAD)
-def test_refine_bad_input_exits_2_with_one_line_and_no_output(example, files, sf, tmp_path, case):
-    inputs, culprit = _bad_inputs(example, sf, files, tmp_path)[case]
-    out = tmp_path / "out"
-    result = run("refine", *inputs, "-o", out, *STFT)
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    message = result.stderr.strip()
+def test_refine_bad_input_exits_2_with_one_line_and_no_output(bad_runs, case):
+    returncode, stdout, stderr, out, culprit = bad_runs[case]
+    assert returncode == 2, stderr
+    assert stdout == ""
+    message = stderr.strip()
     assert len(message.splitlines()) == 1 and "Traceback" not in message, message
     assert message.startswith("norbert refine: error: ")
     assert str(culprit) in message
