@@ -1,0 +1,79 @@
+"""Results are bitwise identical for any thread count and any block size.
+
+The only module that mentions threads: statistics are reduced per bin, frames
+in order, so `workers` and `frames_per_block` must not change a single bit.
+"""
+
+import numpy as np
+import pytest
+from conftest import random_em_problem, random_problem
+
+import norbert
+
+WORKERS = [1, 2, 4]
+
+
+def _problem(rng, nb_channels, dtype):
+    # enough bins and frames that every thread gets work, odd sizes so that
+    # blocks and bin ranges do not divide evenly
+    return random_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+
+
+def _assert_all_equal(results):
+    first = results[0]
+    for other in results[1:]:
+        first_t = first if isinstance(first, tuple) else (first,)
+        other_t = other if isinstance(other, tuple) else (other,)
+        for a, b in zip(first_t, other_t, strict=True):
+            assert a.dtype == b.dtype
+            assert np.array_equal(a, b), f"max |diff| = {np.max(np.abs(a - b)):.3e}"
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+def test_wiener_same_bits_for_any_workers(rng, dtype, nb_channels):
+    v, x = _problem(rng, nb_channels, dtype)
+    _assert_all_equal([norbert.wiener(v, x, iterations=2, workers=w) for w in WORKERS])
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+def test_expectation_maximization_same_bits_for_any_workers(rng, dtype, nb_channels):
+    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+    _assert_all_equal([norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS])
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+@pytest.mark.parametrize("logit", [None, 0.4])
+def test_softmask_same_bits_for_any_workers(rng, dtype, logit):
+    v, x = _problem(rng, 2, dtype)
+    _assert_all_equal([norbert.softmask(v, x, logit=logit, workers=w) for w in WORKERS])
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+@pytest.mark.parametrize("nb_channels", [1, 3])
+def test_get_local_gaussian_model_same_bits_for_any_workers(rng, dtype, nb_channels):
+    y0, _ = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=1, dtype=dtype)
+    y_j = np.ascontiguousarray(y0[..., 0])
+    _assert_all_equal([norbert.get_local_gaussian_model(y_j, eps=1e-3, workers=w) for w in WORKERS])
+
+
+FRAMES_PER_BLOCK = [None, 1, 5, 16, 37, 1000]
+
+
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_wiener_same_bits_for_any_block_size(rng, nb_channels, dtype):
+    v, x = _problem(rng, nb_channels, dtype)
+    _assert_all_equal(
+        [norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w) for b in FRAMES_PER_BLOCK for w in (1, 2)]
+    )
+
+
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+def test_expectation_maximization_same_bits_for_any_block_size(rng, nb_channels):
+    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3)
+    _assert_all_equal(
+        [norbert.expectation_maximization(y0, x, iterations=2, frames_per_block=b, workers=w)
+         for b in FRAMES_PER_BLOCK for w in (1, 2)]
+    )
