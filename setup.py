@@ -100,6 +100,8 @@ class BuildExtWithOpenMP(build_ext):
             print("WARNING: " + message, file=sys.stderr)
         for ext in self.extensions:
             if self.compiler.compiler_type != "msvc":
+                # no fused multiply-add contraction: it would change results between builds
+                ext.extra_compile_args += ["-ffp-contract=off"]
                 ext.extra_compile_args += ["-O3"] if not DEBUG else ["-O1", "-g"]
         super().build_extensions()
 

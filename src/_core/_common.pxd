@@ -36,3 +36,11 @@ cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items
 
 # Threads report their Status as bits (1 << status) OR-ed together; this picks the one to raise.
 cdef int worst_status(int flags) noexcept nogil
+
+# Doubles of per-thread scratch a kernel needs for C channels and J sources.
+cdef inline Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
+    cdef Py_ssize_t generic = 2 * C * J + 2 * C * C + 2 * C + 8
+    cdef Py_ssize_t stereo = 64 * (12 + 17 * J) + 8      # _stereo.h: NORBERT_STEREO_TILE tiles
+    if C == 2 and stereo > generic:
+        return stereo
+    return generic

@@ -40,3 +40,8 @@ def openmp_enabled():
 def max_threads():
     """Return OpenMP's current thread limit (honours OMP_NUM_THREADS and threadpoolctl)."""
     return omp_get_max_threads()
+
+
+def scratch_size(Py_ssize_t nb_channels, Py_ssize_t nb_sources):
+    """Doubles of scratch per thread the kernels need (the `work` argument's row length)."""
+    return work_size(nb_channels, nb_sources)

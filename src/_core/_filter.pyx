@@ -16,13 +16,65 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 
-from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status
+from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status, work_size
+from norbert._core._stereo cimport STEREO_TILE, stereo_solve, stereo_images
 from norbert._core._filter cimport estimate_point
 
 # bins per chunk below which a single thread does the whole block
 cdef Py_ssize_t MIN_BINS = 16
 # TF points per block below which threads cost more than they save
 cdef Py_ssize_t MIN_POINTS = 4096
+
+
+cdef int _stereo_filter_chunk(
+    Py_ssize_t f0, Py_ssize_t f1,
+    const complex_t[:, :, ::1] x, const floating[:, :, ::1] P,
+    const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
+    complex_t[:, :, :, ::1] y_out, double* work,
+) noexcept nogil:
+    """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk)."""
+    cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2]
+    cdef Py_ssize_t g0, n, i, j, t, f
+    cdef double* X = work
+    cdef double* Pin = X + 4 * nb
+    cdef double* Rs = Pin + J * nb
+    cdef double* S = Rs + 4 * J * nb
+    cdef double* Y = S + 8 * nb
+    cdef const double* Rf
+    cdef const complex_t* xp
+    cdef complex_t* yp
+    cdef int flags = 0
+    g0 = f0
+    while g0 < f1:
+        n = f1 - g0 if f1 - g0 < nb else nb
+        for i in range(n):
+            f = g0 + i
+            for j in range(J):
+                Rf = &R[f, j, 0, 0, 0]
+                Rs[(4 * j) * nb + i] = Rf[0]
+                Rs[(4 * j + 1) * nb + i] = Rf[2]
+                Rs[(4 * j + 2) * nb + i] = Rf[3]
+                Rs[(4 * j + 3) * nb + i] = Rf[6]
+        for t in range(P.shape[0]):
+            for i in range(n):
+                xp = &x[t, g0 + i, 0]
+                X[i] = xp[0].real * scale
+                X[nb + i] = xp[0].imag * scale
+                X[2 * nb + i] = xp[1].real * scale
+                X[3 * nb + i] = xp[1].imag * scale
+                for j in range(J):
+                    Pin[j * nb + i] = P[t, g0 + i, j]
+            flags |= stereo_solve(n, nb, J, X, Pin, Rs, sqrt_eps, S)
+            stereo_images(n, nb, J, Pin, Rs, S, Y, NULL, NULL, NULL)
+            for i in range(n):
+                yp = &y_out[t, g0 + i, 0, 0]
+                for j in range(J):
+                    yp[j].real = Y[(4 * j) * nb + i] * out_scale
+                    yp[j].imag = Y[(4 * j + 1) * nb + i] * out_scale
+                    yp[J + j].real = Y[(4 * j + 2) * nb + i] * out_scale
+                    yp[J + j].imag = Y[(4 * j + 3) * nb + i] * out_scale
+        g0 += nb
+    return Status.NOT_FINITE if flags else Status.OK
 
 
 cdef int _filter_chunk(
@@ -32,22 +84,33 @@ cdef int _filter_chunk(
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
-    cdef Py_ssize_t t, f, c, j, k
-    cdef Py_ssize_t C = y_out.shape[2], J = y_out.shape[3]
+    cdef Py_ssize_t t, f, k
+    cdef Py_ssize_t C = y_out.shape[2], J = y_out.shape[3], Cv = v.shape[2]
+    cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
+    cdef bint use_model = mode == Estimate.MODEL
+    cdef const floating* vp = NULL
+    cdef const floating* Pp = NULL
+    cdef const double* Rp = NULL
+    cdef complex_t* yp
     cdef double* y = work
     cdef int st, status = Status.OK
+    if C == 2 and use_model:
+        return _stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale, y_out, work)
     for t in range(y_out.shape[0]):
         for f in range(f0, f1):
-            st = estimate_point(mode, t, f, x, v, y_out, P, R, scale, eps, sqrt_eps,
-                                logit, slope, y, work + 2 * C * J)
+            if use_v:
+                vp = &v[t, f, 0, 0]
+            if use_model:
+                Pp = &P[t, f, 0]
+                Rp = &R[f, 0, 0, 0, 0]
+            st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
+                                sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 status = st
-            k = 0
-            for c in range(C):
-                for j in range(J):
-                    y_out[t, f, c, j].real = y[k] * out_scale
-                    y_out[t, f, c, j].imag = y[k + 1] * out_scale
-                    k += 2
+            yp = &y_out[t, f, 0, 0]
+            for k in range(C * J):
+                yp[k].real = y[2 * k] * out_scale
+                yp[k].imag = y[2 * k + 1] * out_scale
     return status
 
 
@@ -78,7 +141,7 @@ cdef int filter_kernel(
             return Status.BAD_SHAPE
     else:
         return Status.BAD_MODE
-    if work.shape[1] < 2 * C * J + 2 * C * C + 2 * C or work.shape[0] < 1:
+    if work.shape[1] < work_size(C, J) or work.shape[0] < 1:
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK

@@ -22,11 +22,117 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, INFINITY
 
-from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status
+from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status, work_size
+from norbert._core._stereo cimport (
+    STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats,
+)
 from norbert._core._filter cimport estimate_point
 
 cdef Py_ssize_t MIN_BINS = 16
 cdef Py_ssize_t MIN_POINTS = 4096
+
+
+cdef inline void _stereo_stats(Py_ssize_t J, const double* y, floating* P, double* wf,
+                               double* Rn) noexcept nogil:
+    """The statistics of one stereo TF point (the generic loop below, unrolled)."""
+    cdef Py_ssize_t j
+    cdef double y0r, y0i, y1r, y1i, p0, p1
+    for j in range(J):
+        y0r = y[2 * j]
+        y0i = y[2 * j + 1]
+        y1r = y[2 * (J + j)]
+        y1i = y[2 * (J + j) + 1]
+        p0 = y0r * y0r + y0i * y0i
+        p1 = y1r * y1r + y1i * y1i
+        P[j] = <floating>((p0 + p1) * 0.5)
+        wf[j] = wf[j] + (p0 + p1) * 0.5
+        Rn[8 * j] += p0
+        Rn[8 * j + 2] += y0r * y1r + y0i * y1i
+        Rn[8 * j + 3] += y0i * y1r - y0r * y1i
+        Rn[8 * j + 6] += p1
+
+
+cdef int _stereo_stats_chunk(
+    int mode, Py_ssize_t f0, Py_ssize_t f1,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v, floating[:, :, ::1] P,
+    const double[:, :, :, :, ::1] R, double scale, double eps, double sqrt_eps,
+    double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+) noexcept nogil:
+    """_stats_chunk for two channels (MODEL, or SOFTMASK without logit), tile by tile.
+
+    A tile of bins is copied to structure-of-arrays scratch (R, and the running sums Rnum
+    and weight, exactly, so every bin still adds its frames in order), every frame of the
+    block is processed by the vectorised rows of _stereo.h, and the sums are copied back.
+    """
+    cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
+    cdef Py_ssize_t g0, n, i, j, c, t, f, k
+    cdef double* X = work
+    cdef double* Pin = X + 4 * nb
+    cdef double* V = Pin + J * nb
+    cdef double* Rs = V + 2 * J * nb
+    cdef double* Rns = Rs + 4 * J * nb
+    cdef double* Ws = Rns + 4 * J * nb
+    cdef double* S = Ws + J * nb
+    cdef double* Pout = S + 8 * nb
+    cdef const double* Rf
+    cdef double* Rnf
+    cdef const complex_t* xp
+    cdef int flags = 0
+    g0 = f0
+    while g0 < f1:
+        n = f1 - g0 if f1 - g0 < nb else nb
+        for i in range(n):
+            f = g0 + i
+            for j in range(J):
+                if mode == Estimate.MODEL:
+                    Rf = &R[f, j, 0, 0, 0]
+                    Rs[(4 * j) * nb + i] = Rf[0]
+                    Rs[(4 * j + 1) * nb + i] = Rf[2]
+                    Rs[(4 * j + 2) * nb + i] = Rf[3]
+                    Rs[(4 * j + 3) * nb + i] = Rf[6]
+                Rnf = &Rnum[f, j, 0, 0, 0]
+                Rns[(4 * j) * nb + i] = Rnf[0]
+                Rns[(4 * j + 1) * nb + i] = Rnf[2]
+                Rns[(4 * j + 2) * nb + i] = Rnf[3]
+                Rns[(4 * j + 3) * nb + i] = Rnf[6]
+                Ws[j * nb + i] = weight[f, j]
+        for t in range(P.shape[0]):
+            for i in range(n):
+                xp = &x[t, g0 + i, 0]
+                X[i] = xp[0].real * scale
+                X[nb + i] = xp[0].imag * scale
+                X[2 * nb + i] = xp[1].real * scale
+                X[3 * nb + i] = xp[1].imag * scale
+            if mode == Estimate.MODEL:
+                for i in range(n):
+                    for j in range(J):
+                        Pin[j * nb + i] = P[t, g0 + i, j]
+                flags |= stereo_solve(n, nb, J, X, Pin, Rs, sqrt_eps, S)
+                stereo_images(n, nb, J, Pin, Rs, S, NULL, Pout, Ws, Rns)
+            else:
+                for i in range(n):
+                    for c in range(Cv):
+                        for j in range(J):
+                            V[(c * J + j) * nb + i] = v[t, g0 + i, c, j]
+                flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, Ws, Rns)
+            for i in range(n):
+                for j in range(J):
+                    P[t, g0 + i, j] = <floating>Pout[j * nb + i]
+        for i in range(n):
+            f = g0 + i
+            for j in range(J):
+                Rnf = &Rnum[f, j, 0, 0, 0]
+                Rnf[0] = Rns[(4 * j) * nb + i]
+                Rnf[2] = Rns[(4 * j + 1) * nb + i]
+                Rnf[3] = Rns[(4 * j + 2) * nb + i]
+                Rnf[6] = Rns[(4 * j + 3) * nb + i]
+                weight[f, j] = Ws[j * nb + i]
+        g0 += nb
+    if flags & 2:
+        return Status.NEGATIVE
+    if flags & 1:
+        return Status.NOT_FINITE
+    return Status.OK
 
 
 cdef int _stats_chunk(
@@ -37,17 +143,40 @@ cdef int _stats_chunk(
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
-    cdef Py_ssize_t t, f, c, d, j, C = x.shape[2], J = P.shape[2]
+    cdef Py_ssize_t t, f, c, d, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
+    cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
+    cdef bint use_y = mode == Estimate.GIVEN
+    cdef bint use_model = mode == Estimate.MODEL
+    cdef const floating* vp = NULL
+    cdef const complex_t* yp = NULL
+    cdef const double* Rp = NULL
+    cdef floating* Pp
     cdef double* y = work
     cdef double* Rn
+    cdef double* wf
     cdef double p, cr, ci, dr, di
     cdef int st, status = Status.OK
+    if C == 2 and (use_model or (mode == Estimate.SOFTMASK and logit < 0.0)):
+        return _stereo_stats_chunk(mode, f0, f1, x, v, P, R, scale, eps, sqrt_eps, Rnum,
+                                   weight, work)
     for t in range(P.shape[0]):
         for f in range(f0, f1):
-            st = estimate_point(mode, t, f, x, v, y_in, P, R, scale, eps, sqrt_eps,
-                                logit, slope, y, work + 2 * C * J)
+            if use_v:
+                vp = &v[t, f, 0, 0]
+            if use_y:
+                yp = &y_in[t, f, 0, 0]
+            if use_model:
+                Rp = &R[f, 0, 0, 0, 0]
+            Pp = &P[t, f, 0]
+            st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
+                                sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 status = st
+            wf = &weight[f, 0]
+            Rn = &Rnum[f, 0, 0, 0, 0]
+            if C == 2:
+                _stereo_stats(J, y, Pp, wf, Rn)
+                continue
             for j in range(J):
                 p = 0.0
                 for c in range(C):
@@ -55,9 +184,8 @@ cdef int _stats_chunk(
                     ci = y[(c * J + j) * 2 + 1]
                     p = p + cr * cr + ci * ci
                 p = p / C
-                P[t, f, j] = <floating>p
-                weight[f, j] = weight[f, j] + p
-                Rn = &Rnum[f, j, 0, 0, 0]
+                Pp[j] = <floating>p
+                wf[j] = wf[j] + p
                 for c in range(C):
                     cr = y[(c * J + j) * 2]
                     ci = y[(c * J + j) * 2 + 1]
@@ -66,6 +194,7 @@ cdef int _stats_chunk(
                         di = y[(d * J + j) * 2 + 1]
                         Rn[(c * C + d) * 2] += cr * dr + ci * di
                         Rn[(c * C + d) * 2 + 1] += ci * dr - cr * di
+                Rn = Rn + 2 * C * C
     return status
 
 
@@ -102,7 +231,7 @@ cdef int stats_kernel(
             return Status.BAD_SHAPE
     else:
         return Status.BAD_MODE
-    if work.shape[1] < 2 * C * J + 2 * C * C + 2 * C or work.shape[0] < 1:
+    if work.shape[1] < work_size(C, J) or work.shape[0] < 1:
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK

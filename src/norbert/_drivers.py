@@ -16,6 +16,7 @@ the Dask driver, chunk by chunk.
 import numpy as np
 
 from norbert._core import Estimate, Status, _filter, _stats
+from norbert._core._common import scratch_size
 from norbert._core._mask import SLOPE
 from norbert._validation import ParameterError, raise_for_status
 
@@ -51,13 +52,9 @@ def contiguous_block(a, sl, dtype):
     return np.ascontiguousarray(a[sl], dtype=dtype)
 
 
-def work_size(nb_channels, nb_sources):
-    C, J = nb_channels, nb_sources
-    return 2 * C * J + 2 * C * C + 2 * C + 8
-
-
 def make_work(n_threads, nb_channels, nb_sources):
-    return np.empty((max(1, n_threads), work_size(nb_channels, nb_sources)), dtype=np.float64)
+    """Per-thread scratch rows for the kernels (one row per thread)."""
+    return np.empty((max(1, n_threads), scratch_size(nb_channels, nb_sources)), dtype=np.float64)
 
 
 def covariance_to_user(R, dtype):
