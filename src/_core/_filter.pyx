@@ -13,7 +13,7 @@ gives the same bits.
 """
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
 from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status, work_size
@@ -24,6 +24,8 @@ from norbert._core._filter cimport estimate_point
 cdef Py_ssize_t MIN_BINS = 16
 # TF points per block below which threads cost more than they save
 cdef Py_ssize_t MIN_POINTS = 4096
+# bins per dynamically scheduled range: two stereo tiles
+cdef Py_ssize_t CHUNK_BINS = 128
 
 
 cdef int _stereo_filter_chunk(
@@ -126,7 +128,7 @@ cdef int filter_kernel(
     int n_threads,
 ) noexcept nogil:
     cdef Py_ssize_t T = y_out.shape[0], F = y_out.shape[1], C = y_out.shape[2]
-    cdef Py_ssize_t J = y_out.shape[3], nc, k
+    cdef Py_ssize_t J = y_out.shape[3], nc, nt, k
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     if x.shape[0] != T or x.shape[1] != F or x.shape[2] != C:
@@ -145,17 +147,23 @@ cdef int filter_kernel(
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK
-    nc = n_chunks(F, n_threads, MIN_BINS)
+    nt = n_chunks(F, n_threads, MIN_BINS)
     if T * F < MIN_POINTS:
-        nc = 1
-    if nc > work.shape[0]:
-        nc = work.shape[0]
-    if nc == 1:
+        nt = 1
+    if nt > work.shape[0]:
+        nt = work.shape[0]
+    if nt == 1:
         return _filter_chunk(mode, 0, F, x, v, P, R, scale, eps, sqrt_eps, logit, slope,
                              out_scale, y_out, &work[0, 0])
-    for k in prange(nc, schedule='static', num_threads=nc):
-        flags |= 1 << _filter_chunk(mode, k * F // nc, (k + 1) * F // nc, x, v, P, R, scale,
-                                    eps, sqrt_eps, logit, slope, out_scale, y_out, &work[k, 0])
+    # Fixed ranges of CHUNK_BINS bins handed out dynamically: a thread delayed by a busy
+    # machine does not hold the others at the barrier, and every TF point is computed
+    # the same way whichever thread takes it.
+    nc = (F + CHUNK_BINS - 1) // CHUNK_BINS
+    for k in prange(nc, schedule='dynamic', num_threads=nt):
+        flags |= 1 << _filter_chunk(mode, k * CHUNK_BINS,
+                                    F if (k + 1) * CHUNK_BINS > F else (k + 1) * CHUNK_BINS,
+                                    x, v, P, R, scale, eps, sqrt_eps, logit, slope, out_scale,
+                                    y_out, &work[threadid(), 0])
     return worst_status(flags)
 
 

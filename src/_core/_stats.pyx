@@ -19,7 +19,7 @@ finalize_covariance turns the sums into R_j = Rnum_j / (eps + weight_j), Hermiti
 """
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, INFINITY
 
 from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status, work_size
@@ -30,6 +30,8 @@ from norbert._core._filter cimport estimate_point
 
 cdef Py_ssize_t MIN_BINS = 16
 cdef Py_ssize_t MIN_POINTS = 4096
+# bins per dynamically scheduled range: two stereo tiles
+cdef Py_ssize_t CHUNK_BINS = 128
 
 
 cdef inline void _stereo_stats(Py_ssize_t J, const double* y, floating* P, double* wf,
@@ -211,7 +213,7 @@ cdef int stats_kernel(
     double[:, ::1] work,                     # scratch (>= chunks, >= work_size(C, J))
     int n_threads,
 ) noexcept nogil:
-    cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2], nc, k
+    cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2], nc, nt, k
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     if (x.shape[0] != T or x.shape[1] != F or Rnum.shape[0] != F or Rnum.shape[1] != J
@@ -235,18 +237,22 @@ cdef int stats_kernel(
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK
-    nc = n_chunks(F, n_threads, MIN_BINS)
+    nt = n_chunks(F, n_threads, MIN_BINS)
     if T * F < MIN_POINTS:
-        nc = 1
-    if nc > work.shape[0]:
-        nc = work.shape[0]
-    if nc == 1:
+        nt = 1
+    if nt > work.shape[0]:
+        nt = work.shape[0]
+    if nt == 1:
         return _stats_chunk(mode, 0, F, x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope,
                             Rnum, weight, &work[0, 0])
-    for k in prange(nc, schedule='static', num_threads=nc):
-        flags |= 1 << _stats_chunk(mode, k * F // nc, (k + 1) * F // nc, x, v, y_in, P, R,
-                                   scale, eps, sqrt_eps, logit, slope, Rnum, weight,
-                                   &work[k, 0])
+    # Fixed ranges of CHUNK_BINS bins handed out dynamically (see _filter.pyx): a bin's
+    # frames are always summed in order by the one thread that takes its range.
+    nc = (F + CHUNK_BINS - 1) // CHUNK_BINS
+    for k in prange(nc, schedule='dynamic', num_threads=nt):
+        flags |= 1 << _stats_chunk(mode, k * CHUNK_BINS,
+                                   F if (k + 1) * CHUNK_BINS > F else (k + 1) * CHUNK_BINS,
+                                   x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope, Rnum,
+                                   weight, &work[threadid(), 0])
     return worst_status(flags)
 
 
