@@ -160,7 +160,7 @@ cdef int filter_kernel(
     int mode,
     const complex_t[:, :, ::1] x,
     const floating[:, :, :, ::1] v,
-    const floating[:, :, ::1] P,
+    const floating[:, :, :] P,
     const double[:, :, :, :, ::1] R,
     double scale, double eps, double logit, double slope, double out_scale,
     complex_t[:, :, :, ::1] y_out,

@@ -6,10 +6,10 @@ _filter.pxd; with Estimate.MODEL that is the EM's filter
     Cxx = sum_j v_j R_j + sqrt(eps) I,    z = Cxx^-1 x,    y_j = v_j R_j z,
 
 which needs one Hermitian solve per TF point instead of one gain matrix per source.
-Layouts (C-contiguous): x (frames, bins, C), v (frames, bins, {1, C}, J), P (frames, bins, J),
-R (bins, J, C, C, 2) doubles, y_out (frames, bins, C, J). Every TF point is independent, so
-the bins are split into one contiguous chunk per thread; no reduction, any thread count
-gives the same bits.
+Layouts: x (frames, bins, C), v (frames, bins, {1, C}, J), R (bins, J, C, C, 2) doubles and
+y_out (frames, bins, C, J) are C-contiguous; P (frames, bins, J) needs only a contiguous last
+axis, so `wiener` can keep it inside the output. Every TF point is independent: ranges of
+bins go to threads in any order, with no reduction, and any thread count gives the same bits.
 """
 
 from cython cimport floating
@@ -30,7 +30,7 @@ cdef Py_ssize_t CHUNK_BINS = 128
 
 cdef int _stereo_filter_chunk(
     Py_ssize_t f0, Py_ssize_t f1,
-    const complex_t[:, :, ::1] x, const floating[:, :, ::1] P,
+    const complex_t[:, :, ::1] x, const floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
@@ -82,7 +82,7 @@ cdef int _stereo_filter_chunk(
 cdef int _filter_chunk(
     int mode, Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
-    const floating[:, :, ::1] P, const double[:, :, :, :, ::1] R,
+    const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
@@ -120,7 +120,7 @@ cdef int filter_kernel(
     int mode,
     const complex_t[:, :, ::1] x,            # IN  (frames, bins, C)
     const floating[:, :, :, ::1] v,          # IN  (frames, bins, {1, C}, J)  SOFTMASK / PHASE
-    const floating[:, :, ::1] P,             # IN  (frames, bins, J)          MODEL
+    const floating[:, :, :] P,             # IN  (frames, bins, J)          MODEL
     const double[:, :, :, :, ::1] R,         # IN  (bins, J, C, C, 2)         MODEL
     double scale, double eps, double logit, double slope, double out_scale,
     complex_t[:, :, :, ::1] y_out,           # OUT (frames, bins, C, J)
@@ -143,6 +143,8 @@ cdef int filter_kernel(
             return Status.BAD_SHAPE
     else:
         return Status.BAD_MODE
+    if mode == Estimate.MODEL and P.strides[2] != sizeof(floating) and J > 1:
+        return Status.BAD_SHAPE              # PSDs of a TF point must be contiguous
     if work.shape[1] < work_size(C, J) or work.shape[0] < 1:
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
@@ -169,7 +171,7 @@ cdef int filter_kernel(
 
 def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    const floating[:, :, :, ::1] v not None,
-                   const floating[:, :, ::1] P not None,
+                   const floating[:, :, :] P not None,
                    const double[:, :, :, :, ::1] R not None,
                    double scale, double eps, double logit, double slope, double out_scale,
                    complex_t[:, :, :, ::1] y_out not None,

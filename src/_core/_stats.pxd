@@ -8,7 +8,7 @@ cdef int stats_kernel(
     const complex_t[:, :, ::1] x,
     const floating[:, :, :, ::1] v,
     const complex_t[:, :, :, ::1] y_in,
-    floating[:, :, ::1] P,
+    floating[:, :, :] P,
     const double[:, :, :, :, ::1] R,
     double scale, double eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum,

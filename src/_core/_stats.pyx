@@ -56,7 +56,7 @@ cdef inline void _stereo_stats(Py_ssize_t J, const double* y, floating* P, doubl
 
 cdef int _stereo_stats_chunk(
     int mode, Py_ssize_t f0, Py_ssize_t f1,
-    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v, floating[:, :, ::1] P,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v, floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double eps, double sqrt_eps,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
@@ -140,7 +140,7 @@ cdef int _stereo_stats_chunk(
 cdef int _stats_chunk(
     int mode, Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
-    const complex_t[:, :, :, ::1] y_in, floating[:, :, ::1] P,
+    const complex_t[:, :, :, ::1] y_in, floating[:, :, :] P,
     const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
@@ -205,7 +205,7 @@ cdef int stats_kernel(
     const complex_t[:, :, ::1] x,            # IN    (frames, bins, C)
     const floating[:, :, :, ::1] v,          # IN    (frames, bins, {1, C}, J)  SOFTMASK / PHASE
     const complex_t[:, :, :, ::1] y_in,      # IN    (frames, bins, C, J)       GIVEN
-    floating[:, :, ::1] P,                   # INOUT (frames, bins, J)          PSDs
+    floating[:, :, :] P,                   # INOUT (frames, bins, J)          PSDs
     const double[:, :, :, :, ::1] R,         # IN    (bins, J, C, C, 2)         MODEL
     double scale, double eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum,            # INOUT (bins, J, C, C, 2)  upper triangle
@@ -233,6 +233,8 @@ cdef int stats_kernel(
             return Status.BAD_SHAPE
     else:
         return Status.BAD_MODE
+    if P.strides[2] != sizeof(floating) and J > 1:
+        return Status.BAD_SHAPE              # PSDs of a TF point must be contiguous
     if work.shape[1] < work_size(C, J) or work.shape[0] < 1:
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
@@ -259,7 +261,7 @@ cdef int stats_kernel(
 def accumulate(int mode, const complex_t[:, :, ::1] x not None,
                const floating[:, :, :, ::1] v not None,
                const complex_t[:, :, :, ::1] y_in not None,
-               floating[:, :, ::1] P not None,
+               floating[:, :, :] P not None,
                const double[:, :, :, :, ::1] R not None,
                double scale, double eps, double logit, double slope,
                double[:, :, :, :, ::1] Rnum not None, double[:, ::1] weight not None,

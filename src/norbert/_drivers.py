@@ -156,16 +156,31 @@ class EMState:
         return covariance_to_user(self.R, self.cdtype)
 
 
+def psd_in_output(out):
+    """PSD storage (frames, bins, J) inside the output array (frames, bins, C, J).
+
+    Until the last pass writes y, each TF point's slot of the output (2 C J reals) is free;
+    its first J reals hold that point's PSDs. Every pass reads a point's PSDs before it
+    writes that point's slot, and no pass writes another point's slot, so the EM of
+    `wiener` needs no full-size array but its output (and an `out=` memmap keeps the
+    anonymous memory of a call O(block)).
+    """
+    T, F, C, J = out.shape
+    rdtype = out.real.dtype
+    return out.view(rdtype).reshape(T, F, 2 * C * J)[:, :, :J]
+
+
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,
-           v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener"):
+           v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener", P=None):
     """iterations >= 1 EM rounds from an initial estimate; writes y into out.
 
     The initial estimate is `init_mode` (GIVEN: y; SOFTMASK/PHASE: from v and x), computed
-    on x * scale; the result is multiplied by 1 / scale.
+    on x * scale; the result is multiplied by 1 / scale. P: PSD storage (default: a new
+    array; `psd_in_output(out)` when the caller does not need the PSDs).
     Returns the EMState (its P and R are the last parameter estimate).
     """
     state = EMState(x, out.shape[3], cdtype, eps, n_threads, frames_per_block,
-                    progress=progress, total_passes=iterations + 1)
+                    progress=progress, total_passes=iterations + 1, P=P)
     state.statistics(init_mode, scale, v=v, y=y, logit=logit, func=func)
     for _ in range(iterations - 1):
         state.statistics(Estimate.MODEL, scale, func=func)
