@@ -10,6 +10,7 @@ from norbert._drivers import (
     contiguous_block,
     covariance_to_user,
     make_work,
+    psd_in_output,
     run_em,
 )
 from norbert._validation import (
@@ -224,7 +225,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
         return out
     scale = 1.0 / _mixture_scale(x, cdtype)
     run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
-           progress=progress, func="wiener")
+           progress=progress, func="wiener", P=psd_in_output(out))
     return out
 
 
