@@ -5,9 +5,17 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 # tests import the reference as a plain module: `import reference`
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+# deadline=None: CI machines are noisy.  `pytest --hypothesis-profile=thorough`
+# searches harder (e.g. after touching a kernel).
+settings.register_profile("norbert", deadline=None, max_examples=30)
+settings.register_profile("thorough", deadline=None, max_examples=1000)
+settings.load_profile("norbert")
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 import numpy as np
 import reference
 from conftest import random_em_problem, random_problem
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import norbert
-
-SETTINGS = settings(deadline=None, max_examples=30)
 
 dtypes = st.sampled_from([np.complex128, np.complex64])
 seeds = st.integers(0, 2**32 - 1)
@@ -54,7 +52,6 @@ def structured_problems(draw, max_channels=4):
     return random_problem(rng, dtype=dtype, **kwargs)
 
 
-@SETTINGS
 @given(spectrograms_and_mixture())
 def test_softmask_masks_in_unit_interval_and_sum_to_one(problem):
     v, x = problem
@@ -74,7 +71,6 @@ def test_softmask_masks_in_unit_interval_and_sum_to_one(problem):
     assert not y[total == 0].any()
 
 
-@SETTINGS
 @given(spectrograms_and_mixture(), st.floats(0.05, 0.95))
 def test_softmask_logit_masks_in_unit_interval(problem, thresh):
     v, x = problem
@@ -85,7 +81,6 @@ def test_softmask_logit_masks_in_unit_interval(problem, thresh):
     assert np.all(mask.real >= -tol) and np.all(mask.real <= 1 + tol)
 
 
-@SETTINGS
 @given(spectrograms_and_mixture(max_channels=3, max_sources=3), st.integers(0, 3), st.booleans())
 def test_wiener_finite_on_arbitrary_spectrograms(problem, iterations, use_softmask):
     v, x = problem
@@ -96,7 +91,6 @@ def test_wiener_finite_on_arbitrary_spectrograms(problem, iterations, use_softma
     assert np.all(np.isfinite(y))
 
 
-@SETTINGS
 @given(structured_problems(), st.integers(1, 3))
 def test_wiener_mixture_consistency(problem, iterations):
     v, x = problem
@@ -108,7 +102,6 @@ def test_wiener_mixture_consistency(problem, iterations):
     assert np.max(np.abs(residual - predicted)) <= tol
 
 
-@SETTINGS
 @given(structured_problems())
 def test_softmask_mixture_consistency(problem):
     v, x = problem
@@ -119,7 +112,6 @@ def test_softmask_mixture_consistency(problem):
     assert np.max(np.abs(residual - predicted)) <= tol
 
 
-@SETTINGS
 @given(structured_problems(max_channels=3), st.integers(0, 2), st.booleans())
 def test_inputs_unchanged(problem, iterations, use_softmask):
     v, x = problem
@@ -133,7 +125,6 @@ def test_inputs_unchanged(problem, iterations, use_softmask):
     assert not np.shares_memory(y_em, y)
 
 
-@SETTINGS
 @given(seeds, st.integers(1, 4), st.integers(1, 4), dtypes, st.integers(1, 3))
 def test_expectation_maximization_finite_and_psd(seed, nb_channels, nb_sources, dtype, iterations):
     rng = np.random.default_rng(seed)
