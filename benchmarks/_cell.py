@@ -11,8 +11,9 @@ Memory, on Linux:
   allocated at its peak, its outputs included.
 - ``out=`` on a memmap: the written file pages are not the call's memory, so only
   anonymous memory counts: ``RssAnon`` sampled every millisecond by a thread
-  (kernels release the GIL), cross-checked with ``VmHWM`` minus the growth of
-  file-backed RSS; the larger of the two is reported.
+  (kernels release the GIL), and ``VmHWM`` minus the growth of file-backed RSS.
+  Both can only under-count (the second when file pages arrive before the
+  anonymous peak), so the larger of the two is reported.
 """
 
 from __future__ import annotations
