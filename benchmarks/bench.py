@@ -134,6 +134,7 @@ def cpu_model() -> str:
 
 def run_cell(spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, str(HERE / "_cell.py"), json.dumps(spec)]
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -146,6 +147,7 @@ def run_cell(spec: dict, timeout: float) -> dict:
         tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
         result = {"error": f"exit {r.returncode}: " + " | ".join(tail)}
     result["wall_s"] = round(time.perf_counter() - t0, 2)
+    result["load_before"] = load  # 1-minute load average: other jobs distort timings
     return result
 
 
