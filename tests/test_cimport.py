@@ -127,11 +127,13 @@ def test_local_gaussian_model_matches_python(consumer, rng, dtype, rtol, nb_chan
 @pytest.mark.parametrize("dtype, rtol", [(np.complex128, 1e-12), (np.complex64, 1e-5)])
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 @pytest.mark.parametrize("iterations", [1, 2])
+@pytest.mark.parametrize("nb_frames, nb_bins", [(8, 6), (40, 150)])
 def test_expectation_maximization_matches_python(
-    consumer, rng, dtype, rtol, nb_channels, iterations
+    consumer, rng, dtype, rtol, nb_channels, iterations, nb_frames, nb_bins
 ):
+    # (40, 150): enough TF points for the kernels to use both threads and several bin ranges
     cdtype, rdtype = _dtypes(dtype)
-    T, F, C, J = 8, 6, nb_channels, 3
+    T, F, C, J = nb_frames, nb_bins, nb_channels, 3
     x = (rng.standard_normal((T, F, C)) + 1j * rng.standard_normal((T, F, C))).astype(cdtype)
     y0 = norbert.softmask(rng.random((T, F, C, J)), x)
     eps = float(np.finfo(rdtype).eps)

@@ -6,6 +6,9 @@ norbert/_core/__init__.pxd, allocates every array and scratch buffer itself with
 held, calls the kernels inside ``with nogil`` loops (over TF points for hermitian_solve,
 over blocks of frames for the EM passes) and turns their integer Status into exceptions.
 No numpy headers: the kernels take typed memoryviews.
+
+Cython picks a fused kernel's specialisation by matching the arguments' memoryview types
+exactly, layout included: P is declared strided (`[:, :, :]`) as in _stats.pxd, not `::1`.
 """
 
 from cython cimport floating
@@ -20,6 +23,7 @@ from norbert._core cimport (
     hermitian_solve,
     mix_model_kernel,
     stats_kernel,
+    work_size,
 )
 
 import numpy as np
@@ -45,8 +49,8 @@ def solve_batch(double[:, :, :, ::1] A not None, double[:, :, ::1] b not None):
 
 
 def _work(Py_ssize_t n_threads, Py_ssize_t C, Py_ssize_t J):
-    # what the .pxd asks for: one row per thread of >= 2*C*J + 2*C*C + 2*C doubles
-    return np.empty((max(1, n_threads), 2 * C * J + 2 * C * C + 2 * C), dtype=np.float64)
+    # scratch as the .pxd asks for it: one row of work_size(C, J) doubles per thread
+    return np.empty((max(1, n_threads), work_size(C, J)), dtype=np.float64)
 
 
 def _check(int status, str where):
@@ -57,7 +61,7 @@ def _check(int status, str where):
 def expectation_maximization(
     const complex_t[:, :, ::1] x not None,         # (frames, bins, C)
     const complex_t[:, :, :, ::1] y0 not None,     # (frames, bins, C, J) initial estimate
-    floating[:, :, ::1] P not None,                # OUT (frames, bins, J)  PSDs
+    floating[:, :, :] P not None,                  # OUT (frames, bins, J)  PSDs
     complex_t[:, :, :, ::1] y_out not None,        # OUT (frames, bins, C, J)
     int iterations,
     double eps,
@@ -119,7 +123,7 @@ def expectation_maximization(
 
 def local_gaussian_model(
     const complex_t[:, :, :, ::1] y_j not None,    # (frames, bins, C, 1)
-    floating[:, :, ::1] P not None,                # OUT (frames, bins, 1)
+    floating[:, :, :] P not None,                  # OUT (frames, bins, 1)
     double eps,
     Py_ssize_t frames_per_block=3,
 ):
