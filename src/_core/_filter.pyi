@@ -1,0 +1,49 @@
+# Stubs for norbert._core._filter (Cython): Python entries of the kernels of _filter.pxd.
+# Each kernel entry returns an int Status.
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_Complex = npt.NDArray[np.complexfloating[Any, Any]]
+_Real = npt.NDArray[np.floating[Any]]
+_Double = npt.NDArray[np.float64]
+
+def apply_estimate(
+    mode: int,
+    x: _Complex,  # const complex_t[:, :, ::1]        (frames, bins, C)
+    v: _Real,  # const floating[:, :, :, ::1]         (frames, bins, {1, C}, J) or empty
+    P: _Real,  # const floating[:, :, ::1]            (frames, bins, J) or empty
+    R: _Double,  # const double[:, :, :, :, ::1]      (bins, J, C, C, 2)
+    scale: float,  # double
+    eps: float,  # double
+    logit: float,  # double
+    slope: float,  # double
+    out_scale: float,  # double
+    y_out: _Complex,  # complex_t[:, :, :, ::1]       OUT (frames, bins, C, J)
+    work: _Double,  # double[:, ::1]                  scratch (threads, work size)
+    n_threads: int,  # int
+) -> int: ...
+def mix_model(
+    v: _Real,  # const floating[:, :, ::1]            (frames, bins, J)
+    R: _Complex,  # const complex_t[:, :, :, ::1]     (bins, C, C, J)
+    Cxx_out: _Complex,  # complex_t[:, :, :, ::1]     OUT (frames, bins, C, C)
+    n_threads: int,  # int
+) -> int: ...
+def gain(
+    v_j: _Real,  # const floating[:, ::1]             (frames, bins)
+    R_j: _Complex,  # const complex_t[:, :, ::1]      (bins, C, C)
+    inv_Cxx: _Complex,  # const complex_t[:, :, :, ::1]  (frames, bins, C, C)
+    G_out: _Complex,  # complex_t[:, :, :, ::1]       OUT (frames, bins, C, C)
+    n_threads: int,  # int
+) -> int: ...
+def apply(
+    x: _Complex,  # const complex_t[:, :, ::1]        (frames, bins, C)
+    W: _Complex,  # const complex_t[:, :, :, ::1]     (frames, bins, C, C)
+    y_out: _Complex,  # complex_t[:, :, ::1]          OUT (frames, bins, C)
+    n_threads: int,  # int
+) -> int: ...
+def max_abs2(
+    x: _Complex,  # const complex_t[:, :, ::1]
+) -> float: ...

@@ -1,0 +1,34 @@
+# Stubs for norbert._core._stats (Cython): Python entries of stats_kernel and
+# finalize_covariance_kernel (_stats.pxd). Each returns an int Status.
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_Complex = npt.NDArray[np.complexfloating[Any, Any]]
+_Real = npt.NDArray[np.floating[Any]]
+_Double = npt.NDArray[np.float64]
+
+def accumulate(
+    mode: int,
+    x: _Complex,  # const complex_t[:, :, ::1]        (frames, bins, C)
+    v: _Real,  # const floating[:, :, :, ::1]         (frames, bins, {1, C}, J) or empty
+    y_in: _Complex,  # const complex_t[:, :, :, ::1]  (frames, bins, C, J) or empty
+    P: _Real,  # floating[:, :, ::1]                  INOUT (frames, bins, J)
+    R: _Double,  # const double[:, :, :, :, ::1]      (bins, J, C, C, 2)
+    scale: float,  # double
+    eps: float,  # double
+    logit: float,  # double
+    slope: float,  # double
+    Rnum: _Double,  # double[:, :, :, :, ::1]         INOUT (bins, J, C, C, 2)
+    weight: _Double,  # double[:, ::1]                INOUT (bins, J)
+    work: _Double,  # double[:, ::1]                  scratch (threads, work size)
+    n_threads: int,  # int
+) -> int: ...
+def finalize_covariance(
+    Rnum: _Double,  # const double[:, :, :, :, ::1]   (bins, J, C, C, 2)
+    weight: _Double,  # const double[:, ::1]          (bins, J)
+    eps: float,  # double
+    R_out: _Double,  # double[:, :, :, :, ::1]        OUT (bins, J, C, C, 2)
+) -> int: ...
