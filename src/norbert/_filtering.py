@@ -17,9 +17,12 @@ from norbert._validation import (
     ParameterError,
     _as_array,
     _check_ndim,
+    allocate,
+    check_finite,
     check_iterations,
     check_mixture,
     check_out,
+    check_progress,
     check_sources,
     check_spectrograms,
     complex_dtype_of,
@@ -131,16 +134,20 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     x, cdtype = check_mixture(x)
     y = check_sources(y, x)
     iterations = check_iterations(iterations)
+    check_progress(progress)
     eps = resolve_eps(eps, _real_dtype(cdtype))
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = y.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("y", y)])
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("y", y)],
+                    what="expectation_maximization's y")
     rdtype = _real_dtype(cdtype)
     if verbose:
         print("Number of iterations: ", iterations)
     if iterations == 0:
         # as upstream: the initial estimate (a copy, never the caller's object) and zeros
+        check_finite(y, "y", "expectation_maximization")
+        check_finite(x, "x", "expectation_maximization")
         out[...] = y
         return out, np.zeros((T, F, J), rdtype), np.zeros((F, C, C, J), cdtype)
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
@@ -212,11 +219,12 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     x, cdtype = check_mixture(x)
     v = check_spectrograms(v, x)
     iterations = check_iterations(iterations)
+    check_progress(progress)
     eps = resolve_eps(eps, _real_dtype(cdtype))
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = v.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)])
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="wiener's y")
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
     init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
@@ -291,7 +299,7 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = v.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)])
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="softmask's y")
     fpb = check_frames_per_block(None, F, C, J, np.dtype(cdtype).itemsize)
     state = EMState(x, J, cdtype, eps, n_threads, fpb, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
     state.filter(Estimate.SOFTMASK, 1.0, out, v=v,
@@ -333,6 +341,11 @@ def wiener_gain(v_j, R_j, inv_Cxx, *, workers=None):
     G : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_channels)]
         wiener filtering matrices, to apply to the mix, e.g. through :func:`apply_filter`.
 
+    Raises
+    ------
+    TypeError, ValueError
+        on arrays of the wrong kind or shape, NaN or inf in any input, negative v_j.
+
     References
     ----------
     .. [1] N.Q. Duong, E. Vincent and R. Gribonval. "Under-determined reverberant audio
@@ -363,7 +376,10 @@ def wiener_gain(v_j, R_j, inv_Cxx, *, workers=None):
         )
     cdtype = _common_complex(R_j, inv_Cxx)
     rdtype = _real_dtype(cdtype)
-    G = np.empty((T, F, C, C), cdtype)
+    G = allocate((T, F, C, C), cdtype, "wiener_gain's G")
+    check_finite(v_j, "v_j", "wiener_gain", nonnegative=True)
+    check_finite(R_j, "R_j", "wiener_gain")
+    check_finite(inv_Cxx, "inv_Cxx", "wiener_gain")
     status = _filter.gain(
         np.ascontiguousarray(v_j, rdtype), np.ascontiguousarray(R_j, cdtype),
         np.ascontiguousarray(inv_Cxx, cdtype), G, resolve_workers(workers),
@@ -391,6 +407,11 @@ def apply_filter(x, W, *, workers=None):
     y_hat : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
         filtered signal
 
+    Raises
+    ------
+    TypeError, ValueError
+        on arrays of the wrong kind or shape, NaN or inf in x or W.
+
     Examples
     --------
     >>> import numpy as np, norbert
@@ -407,7 +428,9 @@ def apply_filter(x, W, *, workers=None):
             f"W must have shape x.shape + (nb_channels,) = {(T, F, C, C)}, got {W.shape}"
         )
     cdtype = _common_complex(x, W)
-    y = np.empty((T, F, C), cdtype)
+    y = allocate((T, F, C), cdtype, "apply_filter's y_hat")
+    check_finite(x, "x", "apply_filter")
+    check_finite(W, "W", "apply_filter")
     status = _filter.apply(np.ascontiguousarray(x, cdtype), np.ascontiguousarray(W, cdtype),
                            y, resolve_workers(workers))
     raise_for_status(status, "apply_filter")
@@ -433,6 +456,11 @@ def get_mix_model(v, R, *, workers=None):
     Cxx : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_channels)]
         Covariance matrix for the mixture (R's complex dtype)
 
+    Raises
+    ------
+    TypeError, ValueError
+        on arrays of the wrong kind or shape, NaN or inf in v or R, negative v.
+
     Examples
     --------
     >>> import numpy as np, norbert
@@ -453,7 +481,9 @@ def get_mix_model(v, R, *, workers=None):
             f"R must have shape (nb_bins={F}, C, C, nb_sources={J}), got {R.shape}"
         )
     cdtype = _common_complex(R)
-    Cxx = np.empty((T, F, C, C), cdtype)
+    Cxx = allocate((T, F, C, C), cdtype, "get_mix_model's Cxx")
+    check_finite(v, "v", "get_mix_model", nonnegative=True)
+    check_finite(R, "R", "get_mix_model")
     status = _filter.mix_model(np.ascontiguousarray(v, _real_dtype(cdtype)),
                                np.ascontiguousarray(R, cdtype), Cxx, resolve_workers(workers))
     raise_for_status(status, "get_mix_model")
@@ -500,5 +530,10 @@ def get_local_gaussian_model(y_j, eps=1.0, *, workers=None):
     T, F, C = y_j.shape
     fpb = check_frames_per_block(None, F, C, 1, np.dtype(cdtype).itemsize)
     state = EMState(y_j, 1, cdtype, eps, n_threads, fpb)
-    state.statistics(Estimate.GIVEN, 1.0, y=y_j[..., None], func="get_local_gaussian_model")
+    try:
+        state.statistics(Estimate.GIVEN, 1.0, y=y_j[..., None], func="get_local_gaussian_model")
+    except ValueError:
+        # the driver calls the array "x"; say where the caller's y_j is not finite
+        check_finite(y_j, "y_j", "get_local_gaussian_model")
+        raise
     return state.P[..., 0], state.covariance()[..., 0]

@@ -1,15 +1,28 @@
 """Checks at the boundary: every argument is validated here, never inside the kernels.
 
-Policies (documented in the README's "Guarantees"):
+Policies (documented in the README's "Guarantees"; tests/test_validation.py and
+tests/test_robustness.py hold every case):
 
-- Arrays: anything ``np.asarray`` turns into a numeric array is accepted (lists included);
-  object, string, bytes and boolean arrays, ``None`` and scalars are refused with a TypeError.
-- ``x`` must be complex. complex64 and complex128 are used as they are; ``clongdouble`` is
-  computed in complex128 (the kernels work in double).
-- ``v`` must be real. float32/float64 are used as they are; integers, float16 and
-  longdouble are converted to x's real dtype, block by block (no full-size copy).
-- Negative or non-finite values in ``v``, and non-finite ``x`` / ``y``, raise a ValueError
-  that says where the first one is.
+- Arrays: anything ``np.asarray`` turns into a numeric array is accepted (nested lists and
+  tuples included, converted as NumPy converts them); ragged lists, object, string, bytes
+  and boolean arrays, ``None`` and scalars are refused with a TypeError naming the argument.
+- ``x`` (``y``, ``y_j``) of wiener, softmask, expectation_maximization and
+  get_local_gaussian_model must be complex (an STFT). complex64 and complex128 are used as
+  they are; ``clongdouble`` is computed in complex128 (the kernels work in double). The
+  matrix building blocks (get_mix_model's ``R``, wiener_gain, apply_filter) and contrib
+  accept real arrays as complex ones with a zero imaginary part (contrib's
+  residual_model only uses ``|x|``).
+- Spectrograms and PSDs (``v``, ``v_j``) must be real. float32/float64 are used as they
+  are; integers, float16 and longdouble are converted to x's real dtype (longdouble loses
+  its extra precision), block by block (no full-size copy).
+- NaN or inf in any array argument, and a negative value in a spectrogram or PSD
+  (``v``, ``v_j``; negative power is rejected, never clamped), raise a ValueError that names
+  the argument and gives the index of the first offending entry: NaN never spreads over a
+  bin. Wiener-family kernels report it as they meet it (no extra pass); the other functions
+  scan their inputs block by block after allocating their output.
+- Empty inputs: 0 frames or 0 bins give an empty result of the documented shape; 0 channels
+  or 0 sources in wiener, softmask and expectation_maximization raise a ParameterError.
+- An output that cannot be allocated raises MemoryError saying how many bytes it needed.
 - Arrays are never written to; read-only, strided, Fortran-ordered and byte-swapped arrays
   are read through small contiguous blocks.
 """
@@ -29,6 +42,9 @@ __all__ = [
     "check_sources",
     "check_iterations",
     "check_out",
+    "check_progress",
+    "check_finite",
+    "allocate",
     "resolve_eps",
     "resolve_workers",
     "raise_for_status",
@@ -62,7 +78,10 @@ def _as_array(a, name):
         try:
             a = np.asarray(a)
         except (ValueError, TypeError) as exc:
-            raise TypeError(f"{name} could not be converted to a numeric array: {exc}") from None
+            raise TypeError(
+                f"{name} must be an array or a nested sequence NumPy converts to one, got a "
+                f"{type(a).__name__} it cannot convert ({exc})"
+            ) from None
     if a.dtype.kind not in "iufc":
         raise TypeError(
             f"{name} must be a numeric array, got dtype {a.dtype} "
@@ -104,8 +123,8 @@ def check_spectrograms(v, x, name="v"):
     T, F, C = x.shape
     if v.shape[:2] != (T, F):
         raise ParameterError(
-            f"{name} and x must have the same nb_frames and nb_bins: "
-            f"{name} has shape {v.shape}, x has shape {x.shape}"
+            f"{name} must have x's nb_frames and nb_bins {(T, F)} on axes 0 and 1, "
+            f"got shape {v.shape} (x has shape {x.shape})"
         )
     if v.shape[2] not in (1, C):
         raise ParameterError(
@@ -172,10 +191,44 @@ def resolve_workers(workers):
     return workers
 
 
-def check_out(out, shape, dtype, inputs=()):
+def _format_bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def allocate(shape, dtype, what):
+    """np.empty(shape, dtype), or a MemoryError that says how many bytes `what` needed.
+
+    NumPy raises ValueError ("array is too big") when the size does not even fit in an
+    address; that is the same failure for users, so both become MemoryError.
+    """
+    dtype = np.dtype(dtype)
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        nbytes = dtype.itemsize
+        for n in shape:
+            nbytes *= int(n)  # Python ints: the exact size, even past 2**63
+        raise MemoryError(
+            f"{what} needs {_format_bytes(nbytes)} ({nbytes} bytes) for shape "
+            f"{tuple(int(n) for n in shape)} and dtype {dtype}, which cannot be allocated"
+        ) from None
+
+
+def check_progress(progress):
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be None or a callable progress(completed, total), got {progress!r}"
+        )
+    return progress
+
+
+def check_out(out, shape, dtype, inputs=(), what="the output"):
     """A caller-provided output array: exact shape and dtype, writable, C-contiguous."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        return allocate(shape, dtype, what)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array (or np.memmap), got {type(out).__name__}")
     if out.shape != tuple(shape) or out.dtype != dtype:
@@ -184,12 +237,12 @@ def check_out(out, shape, dtype, inputs=()):
             f"got shape {out.shape} and dtype {out.dtype}"
         )
     if not out.flags.writeable:
-        raise ParameterError("out must be writable")
+        raise ParameterError("out must be writable, got a read-only array")
     if not out.flags.c_contiguous:
-        raise ParameterError("out must be C-contiguous")
+        raise ParameterError(f"out must be C-contiguous, got strides {out.strides}")
     for name, a in inputs:
         if a is not None and np.may_share_memory(out, a):
-            raise ParameterError(f"out must not share memory with {name}")
+            raise ParameterError(f"out must not share memory with {name}, got an overlapping array")
     return out
 
 
@@ -197,7 +250,7 @@ def _first_bad(a, negative_allowed):
     """Index of the first non-finite (or negative) entry of a, scanning by frames."""
     step = max(1, (1 << 22) // max(1, int(np.prod(a.shape[1:], dtype=np.int64))))
     for t0 in range(0, a.shape[0], step):
-        block = a[t0:t0 + step]
+        block = a[t0 : t0 + step]
         bad = ~np.isfinite(block)
         if not negative_allowed:
             bad |= block < 0
@@ -206,6 +259,26 @@ def _first_bad(a, negative_allowed):
             idx[0] += t0
             return tuple(int(i) for i in idx)
     return None
+
+
+def check_finite(a, name, func, nonnegative=False):
+    """Raise the NaN-policy ValueError if a has NaN/inf (or, if nonnegative, a value < 0).
+
+    Scans by blocks of frames (axis 0), so a large input needs no full-size temporary.
+    Used by the functions whose kernels do not check their inputs as they go.
+    """
+    if a.size == 0 or a.ndim == 0:
+        return
+    where = _first_bad(a, negative_allowed=not nonnegative)
+    if where is not None:
+        value = a[where]
+        negative = nonnegative and bool(np.isfinite(value))
+        what = "negative" if negative else "non-finite"
+        hint = " (power spectrograms must be >= 0)" if negative else ""
+        raise ValueError(
+            f"{func}: {name} must be finite{' and non-negative' if nonnegative else ''}; "
+            f"found {what} value {value!r} at index {where}{hint}"
+        )
 
 
 def raise_for_status(status, func, arrays=()):

@@ -7,7 +7,7 @@ returns a new array and leaves its inputs unmodified.
 import numpy as np
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
-from norbert._validation import ParameterError, _as_array, _check_ndim
+from norbert._validation import ParameterError, _as_array, _check_ndim, allocate, check_finite
 
 __all__ = ["residual_model", "smooth", "reduce_interferences", "compress_filter"]
 
@@ -16,8 +16,31 @@ def _logistic(W, threshold, slope):
     return 1.0 / (1.0 + np.exp(-slope * (W - threshold)))
 
 
+def _logistic_inplace(a, threshold, slope):
+    """a <- _logistic(a, threshold, slope), the same operations without temporaries."""
+    np.subtract(a, threshold, out=a)
+    np.multiply(a, -slope, out=a)
+    np.exp(a, out=a)
+    np.add(a, 1.0, out=a)
+    np.reciprocal(a, out=a)
+    return a
+
+
+def _blur(v, width, temporal, out):
+    """smooth's Gaussian blur of a float32/float64 v into out."""
+    if temporal:
+        return gaussian_filter1d(v, sigma=width, axis=0, output=out)
+    sigma = [width] * min(v.ndim, 2) + [0.0] * max(0, v.ndim - 2)
+    return gaussian_filter(v, sigma=sigma, truncate=width, output=out)
+
+
 def _float_dtype(a):
-    return a.dtype if a.dtype.kind in "fc" and a.dtype.itemsize >= 4 else np.dtype(np.float64)
+    """The precision a contrib function computes in: float32/float64 (and their complex
+    types) as given; integers, float16 and longdouble in double (scipy.ndimage has no
+    float16 or longdouble kernels)."""
+    if a.dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        return a.dtype
+    return np.dtype(np.complex128 if a.dtype.kind == "c" else np.float64)
 
 
 def _check_real(value, name):
@@ -59,7 +82,8 @@ def residual_model(v, x, alpha=1, autoscale=False):
     Raises
     ------
     TypeError, ValueError
-        on arrays of the wrong kind or shape, or a non-positive alpha.
+        on arrays of the wrong kind or shape, NaN or inf in v or x, negative v, or a
+        non-positive alpha.
 
     Examples
     --------
@@ -87,12 +111,14 @@ def residual_model(v, x, alpha=1, autoscale=False):
         raise ParameterError(f"alpha must be > 0, got {alpha}")
     dtype = np.result_type(_float_dtype(v), np.float32)
     eps = np.finfo(dtype).eps
+    out = allocate((T, F, C, v.shape[3] + 1), dtype, "residual_model's output")
+    check_finite(v, "v", "residual_model", nonnegative=True)
+    check_finite(x, "x", "residual_model")
     vx = np.abs(x).astype(dtype, copy=False)
     if alpha != 1:
         vx **= alpha
     np.maximum(vx, eps, out=vx)
-    out = np.empty((T, F, C, v.shape[3] + 1), dtype)
-    out[..., :-1] = v                      # broadcasts a mono v to every channel
+    out[..., :-1] = v  # broadcasts a mono v to every channel
     sources = out[..., :-1]
     if autoscale:
         total = sources.sum(axis=-1)
@@ -127,6 +153,11 @@ def smooth(v, width=1, temporal=False):
     result : np.ndarray [shape=(nb_frames, ...)]
         filtered array
 
+    Raises
+    ------
+    TypeError, ValueError
+        on a non-numeric or 0-d v, NaN or inf in v, a negative or non-finite width.
+
     Examples
     --------
     >>> import numpy as np
@@ -138,16 +169,14 @@ def smooth(v, width=1, temporal=False):
     """
     v = _as_array(v, "v")
     if v.ndim == 0:
-        raise ParameterError("v must have at least one dimension")
+        raise ParameterError("v must have at least one dimension (nb_frames, ...), got a 0-d array")
     width = _check_real(width, "width")
     if width < 0:
         raise ParameterError(f"width must be >= 0, got {width}")
-    if v.dtype.kind not in "fc":
-        v = v.astype(np.float64)
-    if temporal:
-        return gaussian_filter1d(v, sigma=width, axis=0)
-    sigma = [width] * min(v.ndim, 2) + [0.0] * max(0, v.ndim - 2)
-    return gaussian_filter(v, sigma=sigma, truncate=width)
+    # the output first: an impossible size fails before a pass over v
+    out = allocate(v.shape, _float_dtype(v), "smooth's output")
+    check_finite(v, "v", "smooth")  # a NaN would be blurred over its neighbours
+    return _blur(v.astype(out.dtype, copy=False), width, temporal, out)
 
 
 def reduce_interferences(v, thresh=0.6, slope=15):
@@ -172,6 +201,12 @@ def reduce_interferences(v, thresh=0.6, slope=15):
     v : np.ndarray [same shape as input]
         `v` with reduced interferences
 
+    Raises
+    ------
+    TypeError, ValueError
+        on a complex or non-numeric v, NaN, inf or negative values in v, non-finite
+        thresh or slope.
+
     References
     ----------
     .. [1] Thomas Prätzlich, Rachel Bittner, Antoine Liutkus, Meinard Müller. "Kernel
@@ -188,12 +223,23 @@ def reduce_interferences(v, thresh=0.6, slope=15):
     True
     """
     v = _as_array(v, "v")
+    if v.dtype.kind == "c":
+        raise TypeError(f"v must be real (spectrograms), got {v.dtype}")
+    if v.ndim == 0:
+        raise ParameterError(
+            "v must have at least one dimension (..., nb_sources), got a 0-d array"
+        )
     thresh = _check_real(thresh, "thresh")
     slope = _check_real(slope, "slope")
     eps = np.finfo(np.float32).eps
-    s = smooth(v, 10)
+    out = allocate(v.shape, _float_dtype(v), "reduce_interferences' output")
+    check_finite(v, "v", "reduce_interferences", nonnegative=True)
+    v = v.astype(out.dtype, copy=False)
+    s = _blur(v, 10, False, out)  # s = smooth(v, 10), then the mask, in out
     total = eps + np.sum(s, axis=-1, keepdims=True)
-    return _logistic(s / total, thresh, slope) * v
+    np.divide(s, total, out=out)
+    _logistic_inplace(out, thresh, slope)
+    return np.multiply(out, v, out=out)
 
 
 def compress_filter(W, thresh=0.6, slope=15):
@@ -219,6 +265,12 @@ def compress_filter(W, thresh=0.6, slope=15):
     W : np.ndarray [same shape as input]
         Compressed filter
 
+    Raises
+    ------
+    TypeError, ValueError
+        on a non-numeric W, a W that is not (..., C, C), NaN or inf in W, non-finite
+        thresh or slope.
+
     Examples
     --------
     >>> import numpy as np
@@ -228,15 +280,16 @@ def compress_filter(W, thresh=0.6, slope=15):
     """
     W = _as_array(W, "W")
     if W.ndim < 2 or W.shape[-1] != W.shape[-2]:
-        raise ParameterError(
-            f"W must have shape (..., nb_channels, nb_channels), got {W.shape}"
-        )
+        raise ParameterError(f"W must have shape (..., nb_channels, nb_channels), got {W.shape}")
     thresh = _check_real(thresh, "thresh")
     slope = _check_real(slope, "slope")
-    if W.dtype.kind not in "fc":
-        W = W.astype(np.float64)
+    out = allocate(W.shape, _float_dtype(W), "compress_filter's output")
+    check_finite(W, "W", "compress_filter")
     if W.shape[-1] == 1:
-        return _logistic(W, thresh, slope)
-    eps = np.finfo(W.dtype).eps
-    gains = np.trace(W, axis1=-2, axis2=-1)
-    return W * (_logistic(gains, thresh, slope) / (eps + gains))[..., None, None]
+        out[...] = W
+        return _logistic_inplace(out, thresh, slope)
+    eps = np.finfo(out.dtype).eps
+    gains = np.trace(W, axis1=-2, axis2=-1).astype(out.dtype, copy=False)
+    return np.multiply(
+        W, (_logistic(gains, thresh, slope) / (eps + gains))[..., None, None], out=out
+    )
