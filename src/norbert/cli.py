@@ -20,7 +20,7 @@ Levels
 ------
 The filter's regularisation ``sqrt(eps) I`` is absolute, not relative to the
 signal, and ``eps`` defaults to the machine epsilon of the working precision:
-fed a magnitude-normalised complex64 STFT (|x| ~ 1e-4) it dominates the
+fed a magnitude-normalised complex64 STFT (``|x| ~ 1e-4``) it dominates the
 mixture covariance and every source collapses toward silence. So
 :func:`filter_stft`
 
