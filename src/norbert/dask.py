@@ -55,7 +55,9 @@ try:
     import dask
     import dask.array as da
     from dask.base import tokenize
+    from dask.blockwise import Blockwise
     from dask.graph_manipulation import bind
+    from dask.highlevelgraph import MaterializedLayer
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "norbert.dask needs dask[array] (and dask.distributed for refine_files); "
@@ -78,12 +80,12 @@ from norbert._validation import (
 )
 
 __all__ = [
-    "wiener",
     "expectation_maximization",
-    "softmask",
     "from_npy",
-    "to_npy",
     "refine_files",
+    "softmask",
+    "to_npy",
+    "wiener",
 ]
 
 # Bytes of x per chunk when norbert chooses the chunks (from_npy, numpy inputs). A task
@@ -127,21 +129,25 @@ def _as_dask(a, name):
 def _check_x(x):
     x = _as_dask(x, "x")
     _, cdtype = check_mixture(_standin(x))
-    if x.numblocks[2] > 1:
-        x = x.rechunk({2: -1})
     return x, cdtype
-
-
-def _aligned(a, x):
-    """a (frames, bins, ...) chunked like x along frames and bins, whole elsewhere."""
-    chunks = x.chunks[:2] + tuple((n,) for n in a.shape[2:])
-    return a if a.chunks == chunks else a.rechunk(chunks)
 
 
 def _check_v(v, x):
     v = _as_dask(v, "v")
     check_spectrograms(_standin(v), _standin(x))
-    return _aligned(v, x)
+    return v
+
+
+def _aligned(x, *others):
+    """x with its channels in one chunk, others chunked like x along frames and bins and
+    whole along their other axes (channels, sources)."""
+    if x.numblocks[2] > 1:
+        x = x.rechunk({2: -1})
+    out = [x]
+    for a in others:
+        chunks = None if a is None else x.chunks[:2] + tuple((n,) for n in a.shape[2:])
+        out.append(a if a is None or a.chunks == chunks else a.rechunk(chunks))
+    return out
 
 
 def _check_workers(workers):
@@ -161,8 +167,10 @@ def _check_logit(logit):
 
 def _indices(x):
     """Frame and bin numbers chunked like x: each task learns where its chunk starts."""
-    return (da.arange(x.shape[0], chunks=(x.chunks[0],)),
-            da.arange(x.shape[1], chunks=(x.chunks[1],)))
+    return (
+        da.arange(x.shape[0], chunks=(x.chunks[0],)),
+        da.arange(x.shape[1], chunks=(x.chunks[1],)),
+    )
 
 
 # -- what one task does ----------------------------------------------------------------
@@ -194,8 +202,16 @@ class _Chunk:
         self.cdtype = np.dtype(cdtype)
         self.rdtype = _real_dtype(self.cdtype)
         self.x = np.ascontiguousarray(x, self.cdtype)
-        self.v = np.empty((0, 0, 0, 0), self.rdtype) if v is None else np.ascontiguousarray(v, self.rdtype)
-        self.y = np.empty((0, 0, 0, 0), self.cdtype) if y is None else np.ascontiguousarray(y, self.cdtype)
+        self.v = (
+            np.empty((0, 0, 0, 0), self.rdtype)
+            if v is None
+            else np.ascontiguousarray(v, self.rdtype)
+        )
+        self.y = (
+            np.empty((0, 0, 0, 0), self.cdtype)
+            if y is None
+            else np.ascontiguousarray(y, self.cdtype)
+        )
         self.nb_sources = (v if y is None else y).shape[3]
         self.t0 = int(t_index[0]) if len(t_index) else 0
         self.f0 = int(f_index[0]) if len(f_index) else 0
@@ -209,8 +225,13 @@ class _Chunk:
 
     def check(self, status):
         if status != Status.OK:
-            _raise(status, self.func, self.t0, self.f0,
-                   [("x", self.x, False), ("v", self._v_in, True), ("y", self._y_in, False)])
+            _raise(
+                status,
+                self.func,
+                self.t0,
+                self.f0,
+                [("x", self.x, False), ("v", self._v_in, True), ("y", self._y_in, False)],
+            )
 
     def psd_chain(self, mode, scale, Rs):
         """P after the initial estimate and len(Rs) EM statistics passes, with the sums
@@ -220,14 +241,45 @@ class _Chunk:
         P = np.empty((T, F, J), self.rdtype)
         Rnum = np.zeros((F, J, C, C, 2))
         weight = np.zeros((F, J))
-        self.check(_stats.accumulate(mode, self.x, self.v, self.y, P, _NO_R, scale, self.eps,
-                                     self.logit, SLOPE, Rnum, weight, self.work, self.n_threads))
+        self.check(
+            _stats.accumulate(
+                mode,
+                self.x,
+                self.v,
+                self.y,
+                P,
+                _NO_R,
+                scale,
+                self.eps,
+                self.logit,
+                SLOPE,
+                Rnum,
+                weight,
+                self.work,
+                self.n_threads,
+            )
+        )
         for R in Rs:
             Rnum.fill(0.0)
             weight.fill(0.0)
-            self.check(_stats.accumulate(Estimate.MODEL, self.x, self.v[:0], self.y[:0], P, R,
-                                         scale, self.eps, -1.0, SLOPE, Rnum, weight, self.work,
-                                         self.n_threads))
+            self.check(
+                _stats.accumulate(
+                    Estimate.MODEL,
+                    self.x,
+                    self.v[:0],
+                    self.y[:0],
+                    P,
+                    R,
+                    scale,
+                    self.eps,
+                    -1.0,
+                    SLOPE,
+                    Rnum,
+                    weight,
+                    self.work,
+                    self.n_threads,
+                )
+            )
         return P, Rnum, weight
 
     def estimate(self, mode, scale, P=None, R=_NO_R):
@@ -236,8 +288,23 @@ class _Chunk:
         if P is None:
             P = np.empty((0, 0, 0), self.rdtype)
         v = self.v if mode != Estimate.MODEL else self.v[:0]
-        self.check(_filter.apply_estimate(mode, self.x, v, P, R, scale, self.eps, self.logit,
-                                          SLOPE, 1.0 / scale, y, self.work, self.n_threads))
+        self.check(
+            _filter.apply_estimate(
+                mode,
+                self.x,
+                v,
+                P,
+                R,
+                scale,
+                self.eps,
+                self.logit,
+                SLOPE,
+                1.0 / scale,
+                y,
+                self.work,
+                self.n_threads,
+            )
+        )
         return y
 
 
@@ -257,8 +324,7 @@ def _scalar(a):
     return 1.0 if a is None else float(np.asarray(a).reshape(-1)[0])
 
 
-def _stats_task(x, v, y, t_index, f_index, scale, *Rs, mode, cdtype, eps, logit, workers,
-                caller):
+def _stats_task(x, v, y, t_index, f_index, scale, *Rs, mode, cdtype, eps, logit, workers, caller):
     """Partial sums of one chunk: (1, bins, sources, 2 C^2 + 1) doubles, Rnum then weight."""
     chunk = _Chunk(x, v, y, t_index, f_index, cdtype, eps, logit, workers, caller)
     _, Rnum, weight = chunk.psd_chain(mode, _scalar(scale), [_block(R) for R in Rs])
@@ -266,8 +332,9 @@ def _stats_task(x, v, y, t_index, f_index, scale, *Rs, mode, cdtype, eps, logit,
     return np.concatenate([Rnum.reshape(F, J, -1), weight[:, :, None]], axis=2)[None]
 
 
-def _filter_task(x, v, y, t_index, f_index, scale, *Rs, mode, cdtype, eps, logit, workers,
-                 caller, with_psd=False):
+def _filter_task(
+    x, v, y, t_index, f_index, scale, *Rs, mode, cdtype, eps, logit, workers, caller, with_psd=False
+):
     """y of one chunk (and the PSDs its filter used, with_psd): Rs = R_1 .. R_K."""
     chunk = _Chunk(x, v, y, t_index, f_index, cdtype, eps, logit, workers, caller)
     Rs = [_block(R) for R in Rs]
@@ -318,11 +385,22 @@ def _graph_name(kind, *args):
 
 
 def _mixture_scale(x, cdtype, split_every):
-    m = da.reduction(x, functools.partial(_max_abs2_chunk, cdtype=cdtype), np.max,
-                     concatenate=True, split_every=split_every, dtype=np.float64,
-                     meta=np.empty((), np.float64), name=_graph_name("max-abs2", x.name))
-    return m.map_blocks(_scale_task, dtype=np.float64, meta=np.empty((), np.float64),
-                        name=_graph_name("scale", m.name))
+    m = da.reduction(
+        x,
+        functools.partial(_max_abs2_chunk, cdtype=cdtype),
+        np.max,
+        concatenate=True,
+        split_every=split_every,
+        dtype=np.float64,
+        meta=np.empty((), np.float64),
+        name=_graph_name("max-abs2", x.name),
+    )
+    return m.map_blocks(
+        _scale_task,
+        dtype=np.float64,
+        meta=np.empty((), np.float64),
+        name=_graph_name("scale", m.name),
+    )
 
 
 def _task_args(x, v, y, t_index, f_index, scale, Rs):
@@ -336,61 +414,141 @@ def _task_args(x, v, y, t_index, f_index, scale, Rs):
     return args
 
 
-def _bound_inputs(inputs, parent, seed):
-    """Fresh copies of the inputs that are read only once parent is computed."""
+def _cloneable(a):
+    """Whether dask.graph_manipulation can give a's graph new keys.
+
+    It can for Blockwise layers (from_npy, da.from_array, da.from_zarr, elementwise
+    operations) and for layers of data or of tasks in tuple form, but not for
+    materialised layers of Task objects (e.g. a rechunk in dask >= 2024.12), whose
+    references it would leave pointing to the old keys.
+    """
+    try:
+        from dask._task_spec import GraphNode
+    except ImportError:  # pragma: no cover - dask before 2024.12: every task is a tuple
+        return True
+    for layer in a.__dask_graph__().layers.values():
+        if isinstance(layer, Blockwise):
+            continue
+        if isinstance(layer, MaterializedLayer) and not any(
+            isinstance(value, GraphNode) and value.dependencies for value in layer.mapping.values()
+        ):
+            continue
+        return False
+    return True
+
+
+def _pass_inputs(inputs, parent, seed):
+    """The inputs of one pass: read afresh once parent is computed, where possible.
+
+    A pass that shared its input chunks with the pass before the barrier would make Dask
+    hold every chunk of x and v until after the barrier. Inputs whose graph cannot be
+    copied (see _cloneable) are shared, and then held: read them with from_npy (or
+    da.from_zarr), or persist them.
+    """
     live = [a for a in inputs if a is not None]
+    if parent is None or not all(_cloneable(a) for a in live):
+        return inputs
     fresh = iter(bind(live, parent, seed=seed))
     return [None if a is None else next(fresh) for a in inputs]
 
 
-def _em_graph(x, v, y, mode, cdtype, iterations, eps, logit, workers, func, split_every,
-              scale, with_psd):
-    """R_1 .. R_K by K map-reduce passes, then the filter pass (lazy throughout)."""
-    T, F, C = x.shape
+def _em_graph(
+    x, v, y, mode, cdtype, iterations, eps, logit, workers, func, split_every, scale, with_psd
+):
+    """R_1 .. R_K by K map-reduce passes, then the filter pass (lazy throughout).
+
+    x, v, y as given (y: GIVEN mode's initial estimate); each pass aligns its own copy.
+    """
+    C = x.shape[2]
     J = (v if y is None else y).shape[3]
-    t_index, f_index = _indices(x)
-    kw = dict(mode=mode, cdtype=cdtype, eps=eps, logit=logit, workers=workers, caller=func)
-    token = tokenize(x.name, None if v is None else v.name, None if y is None else y.name,
-                     kw, iterations, split_every)
+    kw = {
+        "mode": mode,
+        "cdtype": cdtype,
+        "eps": eps,
+        "logit": logit,
+        "workers": workers,
+        "caller": func,
+    }
+    token = tokenize(
+        x.name,
+        None if v is None else v.name,
+        None if y is None else y.name,
+        kw,
+        iterations,
+        split_every,
+    )
     Rs = []
     parent = scale
     for k in range(iterations + 1):
-        if parent is None:
-            xk, vk, yk = x, v, y
-        else:
-            xk, vk, yk = _bound_inputs([x, v, y], parent, seed=(token, k))
+        xk, vk, yk = _aligned(*_pass_inputs([x, v, y], parent, seed=(token, k)))
+        t_index, f_index = _indices(xk)
         args = _task_args(xk, vk, yk, t_index, f_index, scale, Rs)
         if k == iterations:
             break
         partial = da.blockwise(
-            _stats_task, "tfjs", *args, new_axes={"s": 2 * C * C + 1},
-            adjust_chunks={"t": 1}, concatenate=False, dtype=np.float64,
-            meta=np.empty((0, 0, 0, 0), np.float64), name=_graph_name(f"stats{k}", token), **kw,
+            _stats_task,
+            "tfjs",
+            *args,
+            new_axes={"s": 2 * C * C + 1},
+            adjust_chunks={"t": 1},
+            concatenate=False,
+            dtype=np.float64,
+            meta=np.empty((0, 0, 0, 0), np.float64),
+            name=_graph_name(f"stats{k}", token),
+            **kw,
         )
         sums = partial.sum(axis=0, split_every=split_every)
         R = da.blockwise(
-            _finalize_task, "fjabr", sums, "fjs", new_axes={"a": C, "b": C, "r": 2},
-            concatenate=False, dtype=np.float64, meta=np.empty((0,) * 5, np.float64),
-            name=_graph_name(f"covariance{k}", token), nb_channels=C, eps=eps, caller=func,
+            _finalize_task,
+            "fjabr",
+            sums,
+            "fjs",
+            new_axes={"a": C, "b": C, "r": 2},
+            concatenate=False,
+            dtype=np.float64,
+            meta=np.empty((0,) * 5, np.float64),
+            name=_graph_name(f"covariance{k}", token),
+            nb_channels=C,
+            eps=eps,
+            caller=func,
         )
         Rs.append(R)
         parent = R
     if with_psd:
         rdtype = _real_dtype(cdtype)
         pair = da.blockwise(
-            _filter_task, "tfj", *args, concatenate=False, dtype=rdtype,
-            meta=np.empty((0, 0, 0), rdtype), name=_graph_name("filter-psd", token),
-            with_psd=True, **kw,
+            _filter_task,
+            "tfj",
+            *args,
+            concatenate=False,
+            dtype=rdtype,
+            meta=np.empty((0, 0, 0), rdtype),
+            name=_graph_name("filter-psd", token),
+            with_psd=True,
+            **kw,
         )
-        y_out = pair.map_blocks(_pick, 0, new_axis=2, chunks=x.chunks[:2] + ((C,), (J,)),
-                                dtype=cdtype, meta=np.empty((0,) * 4, cdtype),
-                                name=_graph_name("y", token))
-        P = pair.map_blocks(_pick, 1, dtype=rdtype, meta=np.empty((0,) * 3, rdtype),
-                            name=_graph_name("psd", token))
+        y_out = pair.map_blocks(
+            _pick,
+            0,
+            new_axis=2,
+            chunks=xk.chunks[:2] + ((C,), (J,)),
+            dtype=cdtype,
+            meta=np.empty((0,) * 4, cdtype),
+            name=_graph_name("y", token),
+        )
+        P = pair.map_blocks(
+            _pick, 1, dtype=rdtype, meta=np.empty((0,) * 3, rdtype), name=_graph_name("psd", token)
+        )
         return y_out, P, Rs
     y_out = da.blockwise(
-        _filter_task, "tfcj", *args, concatenate=False,
-        dtype=cdtype, meta=np.empty((0,) * 4, cdtype), name=_graph_name("filter", token), **kw,
+        _filter_task,
+        "tfcj",
+        *args,
+        concatenate=False,
+        dtype=cdtype,
+        meta=np.empty((0,) * 4, cdtype),
+        name=_graph_name("filter", token),
+        **kw,
     )
     return y_out, None, Rs
 
@@ -467,17 +625,44 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=1, split_
     workers = _check_workers(workers)
     mode = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
-        y, _, _ = _em_graph(x, v, None, mode, cdtype, 0, eps, -1.0, workers, "wiener",
-                            split_every, None, with_psd=False)
+        y, _, _ = _em_graph(
+            x,
+            v,
+            None,
+            mode,
+            cdtype,
+            0,
+            eps,
+            -1.0,
+            workers,
+            "wiener",
+            split_every,
+            None,
+            with_psd=False,
+        )
         return y
     scale = _mixture_scale(x, cdtype, split_every)
-    y, _, _ = _em_graph(x, v, None, mode, cdtype, iterations, eps, -1.0, workers, "wiener",
-                        split_every, scale, with_psd=False)
+    y, _, _ = _em_graph(
+        x,
+        v,
+        None,
+        mode,
+        cdtype,
+        iterations,
+        eps,
+        -1.0,
+        workers,
+        "wiener",
+        split_every,
+        scale,
+        with_psd=False,
+    )
     return y
 
 
-def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers=1,
-                             split_every=None):
+def expectation_maximization(
+    y, x, iterations=2, verbose=0, eps=None, *, workers=1, split_every=None
+):
     """Expectation maximization algorithm, for refining source separation estimates, on
     Dask arrays.
 
@@ -537,7 +722,6 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     x, cdtype = _check_x(x)
     y = _as_dask(y, "y")
     check_sources(_standin(y), _standin(x))
-    y = _aligned(y, x)
     iterations = check_iterations(iterations)
     rdtype = _real_dtype(cdtype)
     eps = resolve_eps(eps, rdtype)
@@ -548,13 +732,35 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         print("Number of iterations: ", iterations)
     if iterations == 0:
         # as upstream: the initial estimate and zeros
-        return (y.astype(cdtype), da.zeros((T, F, J), rdtype, chunks=x.chunks[:2] + ((J,),)),
-                da.zeros((F, C, C, J), cdtype, chunks=(x.chunks[1], (C,), (C,), (J,))))
-    y_out, P, Rs = _em_graph(x, None, y, Estimate.GIVEN, cdtype, iterations, eps, -1.0,
-                             workers, "expectation_maximization", split_every, None,
-                             with_psd=True)
-    R = Rs[-1].map_blocks(_to_user_task, cdtype, chunks=(x.chunks[1], (C,), (C,), (J,)),
-                          drop_axis=4, dtype=cdtype, meta=np.empty((0,) * 4, cdtype))
+        x, y = _aligned(x, y)
+        return (
+            y.astype(cdtype),
+            da.zeros((T, F, J), dtype=rdtype, chunks=x.chunks[:2] + ((J,),)),
+            da.zeros((F, C, C, J), dtype=cdtype, chunks=(x.chunks[1], (C,), (C,), (J,))),
+        )
+    y_out, P, Rs = _em_graph(
+        x,
+        None,
+        y,
+        Estimate.GIVEN,
+        cdtype,
+        iterations,
+        eps,
+        -1.0,
+        workers,
+        "expectation_maximization",
+        split_every,
+        None,
+        with_psd=True,
+    )
+    R = Rs[-1].map_blocks(
+        _to_user_task,
+        cdtype,
+        chunks=(x.chunks[1], (C,), (C,), (J,)),
+        drop_axis=4,
+        dtype=cdtype,
+        meta=np.empty((0,) * 4, cdtype),
+    )
     return y_out, P, R
 
 
@@ -603,8 +809,21 @@ def softmask(v, x, logit=None, eps=None, *, workers=1):
     eps = resolve_eps(eps, _real_dtype(cdtype))
     logit = _check_logit(logit)
     workers = _check_workers(workers)
-    y, _, _ = _em_graph(x, v, None, Estimate.SOFTMASK, cdtype, 0, eps, logit, workers,
-                        "softmask", None, None, with_psd=False)
+    y, _, _ = _em_graph(
+        x,
+        v,
+        None,
+        Estimate.SOFTMASK,
+        cdtype,
+        0,
+        eps,
+        logit,
+        workers,
+        "softmask",
+        None,
+        None,
+        with_psd=False,
+    )
     return y
 
 
@@ -637,7 +856,7 @@ class _RawFile:
         if len(key) > self.ndim or not all(isinstance(k, slice) for k in key):
             return None
         bounds = [k.indices(n) for k, n in zip(key, self.shape)]
-        bounds += [(0, n, 1) for n in self.shape[len(key):]]
+        bounds += [(0, n, 1) for n in self.shape[len(key) :]]
         if any(step != 1 for _, _, step in bounds):
             return None
         shape = tuple(max(0, stop - start) for start, stop, _ in bounds)
@@ -648,8 +867,14 @@ class _RawFile:
         return self.offset + int(first) * self.dtype.itemsize, shape
 
     def _map(self, mode):
-        return np.memmap(self.path, dtype=self.dtype, mode=mode, shape=self.shape,
-                         offset=self.offset, order=self.order)
+        return np.memmap(
+            self.path,
+            dtype=self.dtype,
+            mode=mode,
+            shape=self.shape,
+            offset=self.offset,
+            order=self.order,
+        )
 
     def __getitem__(self, key):
         run = self._run(key)
@@ -681,8 +906,15 @@ class _RawFile:
 
     def token(self):
         st = os.stat(self.path)
-        return (os.path.abspath(self.path), self.dtype.str, self.shape, self.offset,
-                self.order, st.st_size, st.st_mtime_ns)
+        return (
+            os.path.abspath(self.path),
+            self.dtype.str,
+            self.shape,
+            self.offset,
+            self.order,
+            st.st_size,
+            st.st_mtime_ns,
+        )
 
 
 def _memmap_file(a):
@@ -745,9 +977,15 @@ def from_npy(file, chunks=None):
         del m
     if chunks is None:
         chunks = _frame_chunks(source.shape, source.dtype.itemsize)
-    return da.from_array(source, chunks=chunks, name=_graph_name("npy", source.token()),
-                         lock=False, asarray=False, fancy=False,
-                         meta=np.empty((0,) * source.ndim, source.dtype))
+    return da.from_array(
+        source,
+        chunks=chunks,
+        name=_graph_name("npy", source.token()),
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0,) * source.ndim, source.dtype),
+    )
 
 
 def to_npy(a, path, *, compute=True, **compute_kwargs):
@@ -794,8 +1032,17 @@ def to_npy(a, path, *, compute=True, **compute_kwargs):
     return np.load(path, mmap_mode="r")
 
 
-def refine_files(jobs, *, client=None, iterations=1, use_softmask=True, eps=None, workers=1,
-                 frames_per_chunk=None, progress=None):
+def refine_files(
+    jobs,
+    *,
+    client=None,
+    iterations=1,
+    use_softmask=True,
+    eps=None,
+    workers=1,
+    frames_per_chunk=None,
+    progress=None,
+):
     """Refine many tracks stored as ``.npy`` files on a ``dask.distributed`` cluster.
 
     Each job is one track, ``(mixture, estimates, output)``: the mixture STFT `x`, the
@@ -855,23 +1102,34 @@ def refine_files(jobs, *, client=None, iterations=1, use_softmask=True, eps=None
     for job in jobs:
         if len(job) != 3:
             raise ParameterError(f"each job must be (mixture, estimates, output), got {job!r}")
-    if frames_per_chunk is not None and (isinstance(frames_per_chunk, bool) or not isinstance(
-            frames_per_chunk, numbers.Integral) or frames_per_chunk < 1):
+    if frames_per_chunk is not None and (
+        isinstance(frames_per_chunk, bool)
+        or not isinstance(frames_per_chunk, numbers.Integral)
+        or frames_per_chunk < 1
+    ):
         raise ParameterError(f"frames_per_chunk must be None or >= 1, got {frames_per_chunk!r}")
     if progress is True:
+
         def progress(done, total, _jobs=jobs):
             print(f"norbert: {done}/{total} tracks refined", flush=True)
+
     client = get_client() if client is None else client
     futures = {}
     for i, (x_path, v_path, y_path) in enumerate(jobs):
         x = from_npy(x_path)
         if frames_per_chunk is not None:
             x = x.rechunk({0: frames_per_chunk})
-        y = wiener(from_npy(v_path), x, iterations=iterations, use_softmask=use_softmask,
-                   eps=eps, workers=workers)
+        y = wiener(
+            from_npy(v_path),
+            x,
+            iterations=iterations,
+            use_softmask=use_softmask,
+            eps=eps,
+            workers=workers,
+        )
         futures[client.compute(to_npy(y, y_path, compute=False))] = i
     failed = []
-    for done, future in enumerate(as_completed(list(futures)), 1):
+    for done, future in enumerate(as_completed(list(futures), loop=client.loop), 1):
         if future.status != "finished":
             failed.append((futures[future], future.exception()))
         if progress is not None:
@@ -879,6 +1137,7 @@ def refine_files(jobs, *, client=None, iterations=1, use_softmask=True, eps=None
     if failed:
         failed.sort(key=lambda item: item[0])
         names = ", ".join(repr(jobs[i][0]) for i, _ in failed)
-        raise RuntimeError(f"refine_files: {len(failed)} of {len(jobs)} tracks failed: "
-                           f"{names}") from failed[0][1]
+        raise RuntimeError(
+            f"refine_files: {len(failed)} of {len(jobs)} tracks failed: {names}"
+        ) from failed[0][1]
     return [os.fspath(job[2]) for job in jobs]
