@@ -48,6 +48,7 @@ import functools
 import mmap
 import numbers
 import os
+import warnings
 
 import numpy as np
 
@@ -91,6 +92,8 @@ __all__ = [
 # Bytes of x per chunk when norbert chooses the chunks (from_npy, numpy inputs). A task
 # holds about (1 + nb_sources) times this (x, v, the PSDs and its share of y).
 _CHUNK_BYTES = 8 << 20
+# Inputs that must be held between passes (see _pass_inputs) warn above this size.
+_HELD_WARNING_BYTES = 256 << 20
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -446,7 +449,18 @@ def _pass_inputs(inputs, parent, seed):
     da.from_zarr), or persist them.
     """
     live = [a for a in inputs if a is not None]
-    if parent is None or not all(_cloneable(a) for a in live):
+    if parent is None:
+        return inputs
+    if not all(_cloneable(a) for a in live):
+        nbytes = sum(a.nbytes for a in live)
+        if nbytes > _HELD_WARNING_BYTES:
+            warnings.warn(
+                f"norbert.dask: the inputs ({nbytes / 2**20:.0f} MiB) cannot be read afresh by "
+                "each pass (their graph has layers Dask cannot copy, e.g. a rechunk), so "
+                "their chunks are held in memory between passes; read them with "
+                "norbert.dask.from_npy or da.from_zarr in the chunks you want, or persist them",
+                stacklevel=4,
+            )
         return inputs
     fresh = iter(bind(live, parent, seed=seed))
     return [None if a is None else next(fresh) for a in inputs]
@@ -950,7 +964,8 @@ def from_npy(file, chunks=None):
     file : str, os.PathLike or np.memmap
         a ``.npy`` file, or a C- or Fortran-contiguous ``np.memmap``.
     chunks : Dask chunks or None
-        None: chunks of whole frames (the first axis) of about 8 MB.
+        None: chunks of whole frames (the first axis) of about 8 MB. A tuple shorter than
+        the array's dimensions leaves the other axes whole: ``(240,)`` is 240 frames a chunk.
 
     Returns
     -------
@@ -977,6 +992,8 @@ def from_npy(file, chunks=None):
         del m
     if chunks is None:
         chunks = _frame_chunks(source.shape, source.dtype.itemsize)
+    elif isinstance(chunks, tuple) and len(chunks) < source.ndim:
+        chunks = chunks + (-1,) * (source.ndim - len(chunks))
     return da.from_array(
         source,
         chunks=chunks,
@@ -1110,17 +1127,16 @@ def refine_files(
         raise ParameterError(f"frames_per_chunk must be None or >= 1, got {frames_per_chunk!r}")
     if progress is True:
 
-        def progress(done, total, _jobs=jobs):
+        def progress(done, total):
             print(f"norbert: {done}/{total} tracks refined", flush=True)
 
     client = get_client() if client is None else client
     futures = {}
     for i, (x_path, v_path, y_path) in enumerate(jobs):
-        x = from_npy(x_path)
-        if frames_per_chunk is not None:
-            x = x.rechunk({0: frames_per_chunk})
+        # v read in x's chunks of frames: no rechunk between file and kernel
+        x = from_npy(x_path, chunks=None if frames_per_chunk is None else (frames_per_chunk,))
         y = wiener(
-            from_npy(v_path),
+            from_npy(v_path, chunks=x.chunks[:1]),
             x,
             iterations=iterations,
             use_softmask=use_softmask,
