@@ -44,7 +44,6 @@ rather than read (e.g. an STFT inside the same graph) are therefore recomputed b
 pass; ``persist()`` them first if they fit in the cluster's memory.
 """
 
-import functools
 import mmap
 import numbers
 import os
@@ -361,17 +360,20 @@ def _finalize_task(sums, *, nb_channels, eps, caller):
     return R
 
 
-def _max_abs2_chunk(x, axis, keepdims, cdtype):
-    m = _filter.max_abs2(np.ascontiguousarray(x, cdtype)) if x.size else 0.0
-    return np.full((1,) * x.ndim, m)
+def _max_abs2_task(x, t_index, f_index, *, cdtype):
+    """max |x|^2 over one chunk, as a (1, 1) array; NaN or inf raise with their index."""
+    chunk = _block(x)
+    m = _filter.max_abs2(np.ascontiguousarray(chunk, cdtype)) if chunk.size else 0.0
+    if not np.isfinite(m):
+        t0 = int(t_index[0]) if len(t_index) else 0
+        f0 = int(f_index[0]) if len(f_index) else 0
+        _raise(Status.NOT_FINITE, "wiener", t0, f0, [("x", chunk, False)])
+    return np.full((1, 1), m)
 
 
 def _scale_task(max_abs2):
     """upstream's max(1, max|x| / 10) as the factor the EM multiplies x by, as wiener does."""
-    m = _scalar(max_abs2)
-    if not np.isfinite(m):
-        raise ValueError("wiener: x must be finite; found a non-finite value")
-    return np.array(1.0 / max(1.0, float(np.sqrt(m)) / 10.0))
+    return np.array(1.0 / max(1.0, float(np.sqrt(_scalar(max_abs2))) / 10.0))
 
 
 def _pick(pair, i):
@@ -388,16 +390,26 @@ def _graph_name(kind, *args):
 
 
 def _mixture_scale(x, cdtype, split_every):
-    m = da.reduction(
+    """The scale wiener applies to x, a 0-d array: a pass over x before the EM's."""
+    (x,) = _aligned(x)
+    t_index, f_index = _indices(x)
+    per_chunk = da.blockwise(
+        _max_abs2_task,
+        "tf",
         x,
-        functools.partial(_max_abs2_chunk, cdtype=cdtype),
-        np.max,
-        concatenate=True,
-        split_every=split_every,
+        "tfc",
+        t_index,
+        "t",
+        f_index,
+        "f",
+        adjust_chunks={"t": 1, "f": 1},
+        concatenate=False,
         dtype=np.float64,
-        meta=np.empty((), np.float64),
+        meta=np.empty((0, 0), np.float64),
         name=_graph_name("max-abs2", x.name),
+        cdtype=cdtype,
     )
+    m = per_chunk.max(split_every=split_every)  # a maximum: exact in any order
     return m.map_blocks(
         _scale_task,
         dtype=np.float64,
