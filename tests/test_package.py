@@ -23,9 +23,12 @@ import norbert
 
 MODULES = ("_common", "_linalg", "_stats", "_filter", "_mask")  # compiled: norbert._core.*
 PXD = ("__init__",) + MODULES
-STUBS = ("norbert/__init__.pyi", "norbert/contrib.pyi", "norbert/_core/__init__.pyi") + tuple(
-    f"norbert/_core/{m}.pyi" for m in MODULES
-)
+STUBS = (
+    "norbert/__init__.pyi",
+    "norbert/contrib.pyi",
+    "norbert/dask.pyi",
+    "norbert/_core/__init__.pyi",
+) + tuple(f"norbert/_core/{m}.pyi" for m in MODULES)
 # generated or intermediate files that must never be shipped in a wheel
 NEVER = re.compile(r"\.(pyx|c|cpp|o|obj|html|pyd\.manifest)$|(^|/)(build|tests?|benchmarks)/")
 ROOT = Path(__file__).resolve().parents[1]
