@@ -32,9 +32,10 @@
 #   (e.g. np.empty((0, 0, 0, 0), np.float64)) but must have the declared type.
 # * Cython chooses a fused function's specialisation by matching each memoryview's type
 #   exactly, layout included: declare your views with the axes written below (P is
-#   strided, `[:, :, :]`; most others end in `::1`), or name the specialisation, e.g.
-#   `stats_kernel[double complex, double](...)`; otherwise Cython reports "no suitable
-#   method found". Passing a writable view where a `const` one is declared is fine.
+#   strided, `[:, :, :]`; most others end in `::1`), or name the specialisation through
+#   a ctypedef (`ctypedef double complex zcomplex`, then `stats_kernel[zcomplex,
+#   double](...)`); otherwise Cython reports "no suitable method found". Passing a
+#   writable view where a `const` one is declared is fine.
 # * Precision: `complex_t` is float complex or double complex (complex64 / complex128
 #   arrays), `floating` is float or double (float32 / float64); the two specialise
 #   independently, so all four pairs exist. Arithmetic runs in double and results are
