@@ -35,9 +35,14 @@ cdef inline int solve_hermitian_2x2(
     double a, double d, double br, double bi,
     double x0r, double x0i, double x1r, double x1i, double* z,
 ) noexcept nogil:
-    """z = [[a, b], [conj(b), d]]^-1 x in closed form; the determinant of a Hermitian 2x2 is real."""
+    """z = [[a, b], [conj(b), d]]^-1 x in closed form, as the 2x2 LDL^H.
+
+    Mathematically Cramer's rule; written as L D L^H so that a (nearly) singular Cxx,
+    e.g. two sources with the same spatial image, still gives a solution of Cxx z = x
+    when x lies in its range, instead of the adjugate's z = 0 over a floored determinant.
+    """
     cdef double maxdiag = a if a > d else d
-    cdef double tol, det, inv
+    cdef double tol, inv_a, lr, li, d2, u1r, u1i
     if not (maxdiag < INFINITY and br - br == 0.0 and bi - bi == 0.0):
         return -1
     if maxdiag <= 0.0:
@@ -49,14 +54,20 @@ cdef inline int solve_hermitian_2x2(
     tol = PIVOT_TOL * maxdiag
     if a < tol:
         a = tol
-    det = a * d - (br * br + bi * bi)
-    if det < a * tol:          # second LDL pivot det / a below the floor
-        det = a * tol
-    inv = 1.0 / det
-    z[0] = (d * x0r - (br * x1r - bi * x1i)) * inv
-    z[1] = (d * x0i - (br * x1i + bi * x1r)) * inv
-    z[2] = (a * x1r - (br * x0r + bi * x0i)) * inv
-    z[3] = (a * x1i - (br * x0i - bi * x0r)) * inv
+    inv_a = 1.0 / a
+    lr = br * inv_a                     # conj(L[1, 0]) = b / a
+    li = bi * inv_a
+    d2 = d - (br * lr + bi * li)        # second pivot d - |b|^2 / a
+    if d2 < tol:
+        d2 = tol
+    # L u = x: u1 = x1 - conj(b / a) x0
+    u1r = x1r - (lr * x0r + li * x0i)
+    u1i = x1i - (lr * x0i - li * x0r)
+    z[2] = u1r / d2
+    z[3] = u1i / d2
+    # L^H z = D^-1 u: z0 = x0 / a - (b / a) z1
+    z[0] = x0r * inv_a - (lr * z[2] - li * z[3])
+    z[1] = x0i * inv_a - (lr * z[3] + li * z[2])
     return 0
 
 

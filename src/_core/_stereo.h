@@ -73,26 +73,36 @@ static int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
         }
     }
     for (i = 0; i < n; i++) {
+        /* the 2x2 LDL^H of _linalg.pxd's solve_hermitian_2x2, lane by lane */
         double ai = a[i], di = d[i], r = br[i], m = bi[i];
         double mx = ai > di ? ai : di;
         double tol = NORBERT_PIVOT_TOL * mx;
-        double det, floor_, inv, u0r, u0i, u1r, u1i;
+        double inv_a, lr, li, d2, u1r, u1i, v0r, v0i, v1r, v1i;
         ai = ai < tol ? tol : ai;
-        det = ai * di - (r * r + m * m);
-        floor_ = ai * tol;
-        det = det < floor_ ? floor_ : det;      /* relative pivot guard, as in _linalg.pxd */
-        inv = 1.0 / det;
-        inv = mx > 0.0 ? inv : 0.0;             /* all sources silent: z = 0 */
-        u0r = (di * x0r[i] - (r * x1r[i] - m * x1i[i])) * inv;
-        u0i = (di * x0i[i] - (r * x1i[i] + m * x1r[i])) * inv;
-        u1r = (ai * x1r[i] - (r * x0r[i] + m * x0i[i])) * inv;
-        u1i = (ai * x1i[i] - (r * x0i[i] - m * x0r[i])) * inv;
-        z0r[i] = u0r;
-        z0i[i] = u0i;
-        z1r[i] = u1r;
-        z1i[i] = u1i;
-        bad |= (u0r - u0r != 0.0) | (u0i - u0i != 0.0) | (u1r - u1r != 0.0)
-               | (u1i - u1i != 0.0) | !(mx < HUGE_VAL);
+        ai = mx > 0.0 ? ai : 1.0;           /* Cxx = 0: any pivot, z is zeroed below */
+        inv_a = 1.0 / ai;
+        lr = r * inv_a;
+        li = m * inv_a;
+        d2 = di - (r * lr + m * li);
+        d2 = d2 < tol ? tol : d2;
+        d2 = mx > 0.0 ? d2 : 1.0;
+        u1r = x1r[i] - (lr * x0r[i] + li * x0i[i]);
+        u1i = x1i[i] - (lr * x0i[i] - li * x0r[i]);
+        v1r = u1r / d2;
+        v1i = u1i / d2;
+        v0r = x0r[i] * inv_a - (lr * v1r - li * v1i);
+        v0i = x0i[i] * inv_a - (lr * v1i + li * v1r);
+        /* all sources silent (Cxx = 0): z = 0 */
+        v0r = mx > 0.0 ? v0r : 0.0;
+        v0i = mx > 0.0 ? v0i : 0.0;
+        v1r = mx > 0.0 ? v1r : 0.0;
+        v1i = mx > 0.0 ? v1i : 0.0;
+        z0r[i] = v0r;
+        z0i[i] = v0i;
+        z1r[i] = v1r;
+        z1i[i] = v1i;
+        bad |= (v0r - v0r != 0.0) | (v0i - v0i != 0.0) | (v1r - v1r != 0.0)
+               | (v1i - v1i != 0.0) | !(mx < HUGE_VAL) | (r - r != 0.0) | (m - m != 0.0);
     }
     return bad ? 1 : 0;
 }
