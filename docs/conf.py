@@ -104,6 +104,33 @@ class NorbertHelp(SphinxDirective):
         return [block]
 
 
+# -- every public name is documented ---------------------------------------------------
+
+PUBLIC_MODULES = ["norbert", "norbert.contrib", "norbert.cli", "norbert.dask"]
+
+
+def check_public_names(app, env):
+    """Warn (an error under -W) about a name in a public module's __all__ that no page
+    documents, so a new function cannot ship without its reference entry."""
+    import importlib
+
+    from sphinx.ext.autodoc.mock import mock
+    from sphinx.util import logging
+
+    logger = logging.getLogger("norbert.docs")
+    documented = set(env.get_domain("py").objects)
+    with mock(app.config.autodoc_mock_imports):
+        for module_name in PUBLIC_MODULES:
+            module = importlib.import_module(module_name)
+            for name in getattr(module, "__all__", []):
+                obj = getattr(module, name)
+                home = getattr(obj, "__module__", None) or module_name
+                candidates = {f"{module_name}.{name}", f"{home}.{name}"}
+                if not candidates & documented:
+                    logger.warning(f"{module_name}.{name} is public but not documented")
+
+
 def setup(app):
     app.add_directive("norbert-help", NorbertHelp)
+    app.connect("env-check-consistency", check_public_names)
     return {"parallel_read_safe": True}
