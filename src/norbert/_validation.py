@@ -14,14 +14,20 @@ tests/test_robustness.py hold every case):
   residual_model only uses ``|x|``).
 - Spectrograms and PSDs (``v``, ``v_j``) must be real. float32/float64 are used as they
   are; integers, float16 and longdouble are converted to x's real dtype (longdouble loses
-  its extra precision), block by block (no full-size copy).
+  its extra precision), block by block (no full-size copy). contrib computes in float32
+  or float64 as given, and in float64 for integers, float16 and longdouble.
 - NaN or inf in any array argument, and a negative value in a spectrogram or PSD
   (``v``, ``v_j``; negative power is rejected, never clamped), raise a ValueError that names
   the argument and gives the index of the first offending entry: NaN never spreads over a
   bin. Wiener-family kernels report it as they meet it (no extra pass); the other functions
   scan their inputs block by block after allocating their output.
 - Empty inputs: 0 frames or 0 bins give an empty result of the documented shape; 0 channels
-  or 0 sources in wiener, softmask and expectation_maximization raise a ParameterError.
+  (also in get_local_gaussian_model) or 0 sources in wiener, softmask and
+  expectation_maximization raise a ParameterError; elsewhere they give empty results.
+- Scalars: iterations is an int >= 0 (not bool, not float); eps None or a finite real
+  >= 0; workers None or a non-zero int; progress None or a callable; logit None or in
+  (0, 1); contrib's alpha > 0, width >= 0, thresh and slope finite. Unknown keywords are
+  Python's own TypeError.
 - An output that cannot be allocated raises MemoryError saying how many bytes it needed.
 - Arrays are never written to; read-only, strided, Fortran-ordered and byte-swapped arrays
   are read through small contiguous blocks.
