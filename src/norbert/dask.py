@@ -37,11 +37,14 @@ K (K + 3) / 2 + 1 passes over each chunk instead of K + 1 (3 instead of 2 for th
 default K = 1, 6 instead of 3 for K = 2). The extra passes are compute, not I/O: the
 kernels run at memory speed, and each pass reads x and v again anyway.
 
-Each pass reads its inputs afresh (``dask.graph_manipulation.bind``): a chunk of x read
-by the statistics pass is released at once instead of being held, with every other
-chunk, until the filter pass after the barrier can use it. Inputs that are computed
-rather than read (e.g. an STFT inside the same graph) are therefore recomputed by each
-pass; ``persist()`` them first if they fit in the cluster's memory.
+Each pass reads its inputs afresh, so that a chunk read by a statistics pass is released
+at once instead of being held, with every other chunk, until the filter pass after the
+barrier can use it. Files (`from_npy`, ``np.memmap``) are read by the pass's own tasks,
+which then hold nothing but their chunk; other inputs get new keys per pass
+(``dask.graph_manipulation.bind``), so inputs computed rather than read (e.g. an STFT in
+the same graph) are computed again by each pass -- ``persist()`` them first if they fit
+in the cluster's memory. Graphs that Dask cannot copy (a ``rechunk`` in dask >=
+2024.12) are shared between passes and held, with a warning when they are large.
 """
 
 import mmap
@@ -128,6 +131,34 @@ def _as_dask(a, name):
     return da.from_array(a, chunks=_frame_chunks(a.shape, a.dtype.itemsize))
 
 
+# from_npy arrays by name (a token of the file, its dtype, shape, offset, mtime and the
+# chunks): the tasks of a pass read their region of these files themselves.
+_FILES = {}
+_FILES_MAX = 4096
+
+
+def _file_source(a):
+    """The _RawFile that a (a from_npy array, untouched since) reads, or None."""
+    if not isinstance(a, da.Array):
+        return None
+    source = _FILES.get(a.name)
+    return source if source is not None and source.shape == a.shape else None
+
+
+def _region(t_index, f_index):
+    """The (frames, bins) slices of the chunk whose frame and bin numbers these are."""
+    return tuple(
+        slice(int(i[0]), int(i[-1]) + 1) if len(i) else slice(0, 0) for i in (t_index, f_index)
+    )
+
+
+def _load(a, t_index, f_index):
+    """A task's chunk: read from its file (a _RawFile), or the block Dask passed."""
+    if isinstance(a, _RawFile):
+        return a[_region(t_index, f_index)]
+    return _block(a)
+
+
 def _check_x(x):
     x = _as_dask(x, "x")
     _, cdtype = check_mixture(_standin(x))
@@ -140,15 +171,20 @@ def _check_v(v, x):
     return v
 
 
-def _aligned(x, *others):
-    """x with its channels in one chunk, others chunked like x along frames and bins and
-    whole along their other axes (channels, sources)."""
-    if x.numblocks[2] > 1:
-        x = x.rechunk({2: -1})
-    out = [x]
-    for a in others:
-        chunks = None if a is None else x.chunks[:2] + tuple((n,) for n in a.shape[2:])
-        out.append(a if a is None or a.chunks == chunks else a.rechunk(chunks))
+def _merged_channels(x):
+    """x with its channels in one chunk: the chunks of frames and bins every pass uses."""
+    return x.rechunk({2: -1}) if x.numblocks[2] > 1 else x
+
+
+def _aligned(template, *inputs):
+    """Dask inputs chunked like template along frames and bins and whole along their other
+    axes; files (read by the tasks) and None as they are."""
+    out = []
+    for a in inputs:
+        if isinstance(a, da.Array):
+            chunks = template.chunks[:2] + tuple((n,) for n in a.shape[2:])
+            a = a if a.chunks == chunks else a.rechunk(chunks)
+        out.append(a)
     return out
 
 
@@ -200,7 +236,7 @@ class _Chunk:
     """One chunk of the track, in the layout and precision the kernels take."""
 
     def __init__(self, x, v, y, t_index, f_index, cdtype, eps, logit, workers, func):
-        x, v, y = _block(x), _block(v), _block(y)
+        x, v, y = (_load(a, t_index, f_index) for a in (x, v, y))
         self.cdtype = np.dtype(cdtype)
         self.rdtype = _real_dtype(self.cdtype)
         self.x = np.ascontiguousarray(x, self.cdtype)
@@ -362,7 +398,7 @@ def _finalize_task(sums, *, nb_channels, eps, caller):
 
 def _max_abs2_task(x, t_index, f_index, *, cdtype):
     """max |x|^2 over one chunk, as a (1, 1) array; NaN or inf raise with their index."""
-    chunk = _block(x)
+    chunk = _load(x, t_index, f_index)
     m = _filter.max_abs2(np.ascontiguousarray(chunk, cdtype)) if chunk.size else 0.0
     if not np.isfinite(m):
         t0 = int(t_index[0]) if len(t_index) else 0
@@ -391,13 +427,13 @@ def _graph_name(kind, *args):
 
 def _mixture_scale(x, cdtype, split_every):
     """The scale wiener applies to x, a 0-d array: a pass over x before the EM's."""
-    (x,) = _aligned(x)
-    t_index, f_index = _indices(x)
+    template = _merged_channels(x)
+    t_index, f_index = _indices(template)
+    source = _file_source(x)
     per_chunk = da.blockwise(
         _max_abs2_task,
         "tf",
-        x,
-        "tfc",
+        *((source, None) if source is not None else (template, "tfc")),
         t_index,
         "t",
         f_index,
@@ -419,14 +455,23 @@ def _mixture_scale(x, cdtype, split_every):
 
 
 def _task_args(x, v, y, t_index, f_index, scale, Rs):
-    args = [x, "tfc"]
-    args += [None, None] if v is None else [v, "tfwj"]
-    args += [None, None] if y is None else [y, "tfcj"]
+    """blockwise's (argument, index) pairs: dask arrays by index, files and None as values."""
+    args = []
+    for a, index in ((x, "tfc"), (v, "tfwj"), (y, "tfcj")):
+        args += [a, index] if isinstance(a, da.Array) else [a, None]
     args += [t_index, "t", f_index, "f"]
     args += [None, None] if scale is None else [scale, ()]
     for R in Rs:
         args += [R, "fjabr"]
     return args
+
+
+def _new_axes(out_index, args, sizes):
+    """Axes of out_index that no array argument carries (their inputs are files)."""
+    present = set()
+    for index in args[1::2]:
+        present.update(index or ())
+    return {i: sizes[i] for i in out_index if i not in present}
 
 
 def _cloneable(a):
@@ -453,29 +498,36 @@ def _cloneable(a):
 
 
 def _pass_inputs(inputs, parent, seed):
-    """The inputs of one pass: read afresh once parent is computed, where possible.
+    """The inputs of one pass, each read afresh by the pass where possible.
 
     A pass that shared its input chunks with the pass before the barrier would make Dask
-    hold every chunk of x and v until after the barrier. Inputs whose graph cannot be
-    copied (see _cloneable) are shared, and then held: read them with from_npy (or
-    da.from_zarr), or persist them.
+    hold every chunk of x and v until after the barrier. Files (from_npy, np.memmap) are
+    read by the pass's tasks themselves: no separate read task, nothing to hold. Other
+    inputs get new keys bound to parent (dask.graph_manipulation.bind), so they are read or
+    computed again once parent is done; those whose graph cannot be copied (_cloneable)
+    are shared, and then held: read them with from_npy (or da.from_zarr), or persist them.
     """
-    live = [a for a in inputs if a is not None]
-    if parent is None:
-        return inputs
-    if not all(_cloneable(a) for a in live):
-        nbytes = sum(a.nbytes for a in live)
-        if nbytes > _HELD_WARNING_BYTES:
-            warnings.warn(
-                f"norbert.dask: the inputs ({nbytes / 2**20:.0f} MiB) cannot be read afresh by "
-                "each pass (their graph has layers Dask cannot copy, e.g. a rechunk), so "
-                "their chunks are held in memory between passes; read them with "
-                "norbert.dask.from_npy or da.from_zarr in the chunks you want, or persist them",
-                stacklevel=4,
-            )
-        return inputs
-    fresh = iter(bind(live, parent, seed=seed))
-    return [None if a is None else next(fresh) for a in inputs]
+    files = [_file_source(a) for a in inputs]
+    live = [a for a, f in zip(inputs, files) if a is not None and f is None]
+    fresh = live
+    if parent is not None and live:
+        if all(_cloneable(a) for a in live):
+            fresh = bind(live, parent, seed=seed)
+        else:
+            nbytes = sum(a.nbytes for a in live)
+            if nbytes > _HELD_WARNING_BYTES:
+                warnings.warn(
+                    f"norbert.dask: the inputs ({nbytes / 2**20:.0f} MiB) cannot be read "
+                    "afresh by each pass (their graph has layers Dask cannot copy, e.g. a "
+                    "rechunk), so their chunks are held in memory between passes; read "
+                    "them with norbert.dask.from_npy or da.from_zarr in the chunks you "
+                    "want, or persist them",
+                    stacklevel=4,
+                )
+    fresh = iter(fresh)
+    return [
+        f if f is not None else (None if a is None else next(fresh)) for a, f in zip(inputs, files)
+    ]
 
 
 def _em_graph(
@@ -503,11 +555,16 @@ def _em_graph(
         iterations,
         split_every,
     )
+    template = _merged_channels(x)  # the chunks of frames and bins of every pass
+    t_index, f_index = _indices(template)
+    sizes = {"c": C, "j": J, "s": 2 * C * C + 1}
     Rs = []
     parent = scale
     for k in range(iterations + 1):
-        xk, vk, yk = _aligned(*_pass_inputs([x, v, y], parent, seed=(token, k)))
-        t_index, f_index = _indices(xk)
+        xk, vk, yk = _pass_inputs([x, v, y], parent, seed=(token, k))
+        if isinstance(xk, da.Array):
+            xk = _merged_channels(xk)
+        vk, yk = _aligned(template, vk, yk)
         args = _task_args(xk, vk, yk, t_index, f_index, scale, Rs)
         if k == iterations:
             break
@@ -515,7 +572,7 @@ def _em_graph(
             _stats_task,
             "tfjs",
             *args,
-            new_axes={"s": 2 * C * C + 1},
+            new_axes=_new_axes("tfjs", args, sizes),
             adjust_chunks={"t": 1},
             concatenate=False,
             dtype=np.float64,
@@ -546,6 +603,7 @@ def _em_graph(
             _filter_task,
             "tfj",
             *args,
+            new_axes=_new_axes("tfj", args, sizes),
             concatenate=False,
             dtype=rdtype,
             meta=np.empty((0, 0, 0), rdtype),
@@ -557,7 +615,7 @@ def _em_graph(
             _pick,
             0,
             new_axis=2,
-            chunks=xk.chunks[:2] + ((C,), (J,)),
+            chunks=template.chunks[:2] + ((C,), (J,)),
             dtype=cdtype,
             meta=np.empty((0,) * 4, cdtype),
             name=_graph_name("y", token),
@@ -570,6 +628,7 @@ def _em_graph(
         _filter_task,
         "tfcj",
         *args,
+        new_axes=_new_axes("tfcj", args, sizes),
         concatenate=False,
         dtype=cdtype,
         meta=np.empty((0,) * 4, cdtype),
@@ -758,7 +817,8 @@ def expectation_maximization(
         print("Number of iterations: ", iterations)
     if iterations == 0:
         # as upstream: the initial estimate and zeros
-        x, y = _aligned(x, y)
+        x = _merged_channels(x)
+        (y,) = _aligned(x, y)
         return (
             y.astype(cdtype),
             da.zeros((T, F, J), dtype=rdtype, chunks=x.chunks[:2] + ((J,),)),
@@ -1006,15 +1066,20 @@ def from_npy(file, chunks=None):
         chunks = _frame_chunks(source.shape, source.dtype.itemsize)
     elif isinstance(chunks, tuple) and len(chunks) < source.ndim:
         chunks = chunks + (-1,) * (source.ndim - len(chunks))
-    return da.from_array(
+    chunks = da.core.normalize_chunks(chunks, source.shape, dtype=source.dtype)
+    a = da.from_array(
         source,
         chunks=chunks,
-        name=_graph_name("npy", source.token()),
+        name=_graph_name("npy", source.token(), chunks),
         lock=False,
         asarray=False,
         fancy=False,
         meta=np.empty((0,) * source.ndim, source.dtype),
     )
+    if len(_FILES) >= _FILES_MAX:
+        _FILES.pop(next(iter(_FILES)))
+    _FILES[a.name] = source
+    return a
 
 
 def to_npy(a, path, *, compute=True, **compute_kwargs):
