@@ -1,10 +1,39 @@
 """Shared helpers of norbert's compiled core.
 
-Every kernel splits the frequency bins into contiguous chunks, one per thread, and adds
-frames in order inside each chunk, so sums over frames have the same order (and the same
-bits) for any thread count. `n_chunks` decides how many chunks a call gets: never more than
-the threads, and one for small work, where waking a thread team costs more than it saves.
+Kernels split the frequency bins into fixed ranges that threads take in any order; every
+bin's frames are summed in order by the one thread that holds its range, so sums over
+frames have the same order (and the same bits) for any thread count. `n_chunks` decides how
+many threads a call gets: never more than the work supports, and one for small work, where
+waking a thread team costs more than it saves.
 """
+
+
+# Only this module touches the OpenMP runtime (kernels use prange): keeping the guard out of
+# the .pxd keeps it out of downstream builds.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define NORBERT_HAVE_OPENMP 1
+    #else
+    #define NORBERT_HAVE_OPENMP 0
+    static int omp_get_max_threads(void) { return 1; }
+    #endif
+    """
+    int NORBERT_HAVE_OPENMP
+    int omp_get_max_threads() noexcept nogil
+
+
+cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
+    """Doubles of per-thread scratch the kernels need for C channels and J sources.
+
+    Not inline, so downstream code built against an older norbert asks this build.
+    """
+    cdef Py_ssize_t generic = 2 * C * J + 2 * C * C + 2 * C + 8
+    cdef Py_ssize_t stereo = 64 * (12 + 17 * J) + 8      # _stereo.h: NORBERT_STEREO_TILE tiles
+    if C == 2 and stereo > generic:
+        return stereo
+    return generic
 
 
 cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items) noexcept nogil:

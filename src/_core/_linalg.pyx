@@ -17,6 +17,7 @@ cdef int hermitian_solve(Py_ssize_t n, double* A, double* b) noexcept nogil:
     """
     cdef double z[4]
     cdef int st
+    cdef Py_ssize_t i
     if n == 1:
         st = solve_hermitian_1x1(A[0], b[0], b[1], z)
         b[0] = z[0]
@@ -29,7 +30,11 @@ cdef int hermitian_solve(Py_ssize_t n, double* A, double* b) noexcept nogil:
         b[2] = z[2]
         b[3] = z[3]
         return st
-    return solve_hermitian_ldl(n, A, b)
+    st = solve_hermitian_ldl(n, A, b)
+    for i in range(2 * n):
+        if b[i] - b[i] != 0.0:        # NaN/inf off the diagonal shows up in z
+            return -1
+    return st
 
 
 def solve(double[:, :, :, ::1] A not None, double[:, :, ::1] b not None):
