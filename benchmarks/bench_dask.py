@@ -17,10 +17,10 @@ minutes), then
    ``norbert.wiener`` (1 and 2 threads, arrays already in memory, output allocated by the
    call), and the same Dask pipeline, files to files, on the same cluster.
 
-Throughput is minutes of audio refined per minute of wall time. The files are in the page
+Throughput is minutes of audio refined per minute of wall time. The inputs are in the page
 cache after generation (this harness does not drop caches, which would need root and
-disturb everything else on the machine), so the Dask figures measure the pipeline and the
-memory bound, not the disk. Results: a Markdown table on stdout and --json.
+disturb everything else on the machine); y is written through the page cache to disk, and
+a last row times writing zeros of y's size the same way (the output's I/O alone). Results: a Markdown table on stdout and --json.
 """
 
 from __future__ import annotations
@@ -102,18 +102,41 @@ def run_dask(client, x_path, v_path, y_path, frames_per_chunk, iterations):
     }
 
 
-def run_in_memory(x_path, v_path, iterations, workers, repeat=3):
+def run_in_memory(x_path, v_path, iterations, workers, repeat=3, out_path=None):
+    """Median time of norbert.wiener: arrays in memory, or (out_path) memory-mapped files
+    in and an np.memmap out (the in-memory driver's own out-of-core path)."""
     import norbert
 
-    x, v = np.load(x_path), np.load(v_path)
+    if out_path is None:
+        x, v = np.load(x_path), np.load(v_path)
+    else:
+        x, v = np.load(x_path, mmap_mode="r"), np.load(v_path, mmap_mode="r")
     norbert.wiener(v[:64], x[:64], iterations=iterations, workers=workers)  # warm up
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        y = norbert.wiener(v, x, iterations=iterations, workers=workers)
+        out = None
+        if out_path is not None:
+            shape = x.shape + v.shape[-1:]
+            out = np.lib.format.open_memmap(out_path, "w+", x.dtype, shape)
+        y = norbert.wiener(v, x, iterations=iterations, workers=workers, out=out)
+        if out is not None:
+            out.flush()
         times.append(time.perf_counter() - start)
-        del y
+        del y, out
     return float(np.median(times))
+
+
+def run_write_floor(client, shape, y_path, frames_per_chunk):
+    """Time to_npy takes to write zeros of y's size: the output's I/O alone."""
+    import dask.array as da
+
+    import norbert.dask as nd
+
+    zeros = da.zeros(shape, dtype=np.complex64, chunks=(frames_per_chunk, -1, -1, -1))
+    start = time.perf_counter()
+    nd.to_npy(zeros, y_path, scheduler=client)
+    return time.perf_counter() - start
 
 
 def main():
@@ -174,6 +197,9 @@ def main():
 
         log("in memory, 1 and 2 threads ...")
         mem = {w: run_in_memory(x_fit, v_fit, args.iterations, w) for w in (1, 2)}
+        mem["files"] = run_in_memory(
+            x_fit, v_fit, args.iterations, 2, out_path=data_dir / "y_fit_mem.npy"
+        )
         results["in_memory_s"] = mem
 
         with (
@@ -194,8 +220,16 @@ def main():
             big = run_dask(
                 client, x_big, v_big, data_dir / "y_big.npy", args.frames_per_chunk, args.iterations
             )
+            log("dask, writing zeros of y's size (the output's I/O alone) ...")
+            floor = run_write_floor(
+                client,
+                (big_frames, BINS, CHANNELS, SOURCES),
+                data_dir / "y_zeros.npy",
+                args.frames_per_chunk,
+            )
         results["dask_fit"] = fit
         results["dask_big"] = big
+        results["write_floor_s"] = floor
         results["machine"]["loadavg_end"] = os.getloadavg()
 
         def rate(minutes, seconds):
@@ -204,6 +238,7 @@ def main():
         rows = [
             ("in memory, 1 thread", args.fit_minutes, mem[1], "-"),
             ("in memory, 2 threads", args.fit_minutes, mem[2], "-"),
+            ("in memory, 2 threads, memmap in, out= memmap", args.fit_minutes, mem["files"], "-"),
             (
                 f"dask, {args.n_workers} workers x 1 thread, files",
                 args.fit_minutes,
@@ -216,6 +251,7 @@ def main():
                 big["wall_s"],
                 max(big["peak_mib"].values()),
             ),
+            ("(to_npy of zeros of y's size: output I/O alone)", args.minutes, floor, "-"),
         ]
         log("")
         log(
