@@ -924,7 +924,7 @@ class _RawFile:
     """
 
     def __init__(self, path, dtype, shape, offset, order):
-        self.path = os.fspath(path)
+        self.path = os.path.abspath(os.fspath(path))  # workers may not share our cwd
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(n) for n in shape)
         self.offset = int(offset)
@@ -1026,10 +1026,11 @@ def _memmap_file(a):
 def from_npy(file, chunks=None):
     """A Dask array that reads a ``.npy`` file (or an ``np.memmap``) chunk by chunk.
 
-    Each task maps the file, copies its chunk and unmaps it; only the file's name travels
-    through the graph, so this works on a ``dask.distributed`` cluster whose workers see
-    the same file system (``da.from_array(np.load(path, mmap_mode="r"))`` would send the
-    whole array through the scheduler).
+    Each task reads its own chunk (one read for chunks of whole frames); only the file's
+    name travels through the graph, so this works on a ``dask.distributed`` cluster whose
+    workers see the same file system (``da.from_array(np.load(path, mmap_mode="r"))``
+    would send the whole array through the scheduler). The functions of this module read
+    such arrays inside their own tasks, pass after pass, and hold nothing in between.
 
     Parameters
     ----------
@@ -1085,9 +1086,10 @@ def from_npy(file, chunks=None):
 def to_npy(a, path, *, compute=True, **compute_kwargs):
     """Store a Dask array into a new ``.npy`` file, each task writing its own chunk.
 
-    The file is created (sparse) with its header first; the tasks then write their chunks
-    into it through memory maps, so nothing larger than a chunk is ever in memory and the
-    result travels through no scheduler. Workers must see the file at the same path.
+    The file is created (sparse) with its header first; each task then writes its chunk
+    into it (one write for chunks of whole frames, else through a memory map), so nothing
+    larger than a chunk is ever in memory and the result travels through no scheduler.
+    Workers must see the file at the same path.
 
     Parameters
     ----------
