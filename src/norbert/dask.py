@@ -689,6 +689,14 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=1, split_
     --------
     norbert.wiener, to_npy, refine_files
 
+    Notes
+    -----
+    Each EM iteration is a map-reduce over the chunks (module docstring): K iterations
+    read x K + 2 times and v K + 1 times, and make K (K + 3) / 2 + 1 kernel passes over
+    each chunk (the PSDs are recomputed, never stored). A task holds its chunk of x, v,
+    the PSDs and y; inputs from :func:`from_npy` are read by the tasks themselves, so the
+    memory of a run does not grow with the track.
+
     Examples
     --------
     >>> import dask, dask.array as da, numpy as np, norbert, norbert.dask
