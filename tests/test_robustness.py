@@ -426,3 +426,15 @@ def test_impossible_allocation_raises_memory_error_with_its_size(T, F):
         assert r["raised"] == "MemoryError", r
         # the size that was needed, as NumPy says it ("128. TiB") or as norbert does
         assert re.search(r"\d[\d.]* ?[KMGTPE]iB", r["message"]), r
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+@pytest.mark.parametrize("channel", [0, 1])
+@pytest.mark.parametrize("iterations", [0, 1])
+def test_stereo_spectrograms_are_checked_in_every_channel(bad, channel, iterations):
+    # the vectorised stereo statistics pass once checked only v's first channel
+    x = np.ones((40, 30, 2), complex)
+    v = np.ones((40, 30, 2, 2))
+    v[3, 4, channel, 1] = bad
+    with pytest.raises(ValueError, match=r"v must be finite and non-negative.*\(3, 4, %d, 1\)" % channel):
+        norbert.wiener(v, x, iterations=iterations)

@@ -178,8 +178,9 @@ static int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
         for (i = 0; i < n; i++) {
             den0[i] = den0[i] + v0[i];
             den1[i] = den1[i] + v1[i];
-            neg |= !(v0[i] >= 0.0) & (v0[i] == v0[i]);
-            nonfinite |= !(v0[i] < HUGE_VAL) & !(v0[i] < 0.0);
+            neg |= (!(v0[i] >= 0.0) & (v0[i] == v0[i])) | (!(v1[i] >= 0.0) & (v1[i] == v1[i]));
+            nonfinite |= (!(v0[i] < HUGE_VAL) & !(v0[i] < 0.0))
+                         | (!(v1[i] < HUGE_VAL) & !(v1[i] < 0.0));
         }
     }
     for (i = 0; i < n; i++) {

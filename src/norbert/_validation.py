@@ -277,7 +277,7 @@ def check_finite(a, name, func, nonnegative=False):
         return
     where = _first_bad(a, negative_allowed=not nonnegative)
     if where is not None:
-        value = a[where]
+        value = a[where].item()
         negative = nonnegative and bool(np.isfinite(value))
         what = "negative" if negative else "non-finite"
         hint = " (power spectrograms must be >= 0)" if negative else ""
@@ -301,7 +301,7 @@ def raise_for_status(status, func, arrays=()):
                 continue
             where = _first_bad(a, negative_allowed=not is_spec)
             if where is not None:
-                value = a[where]
+                value = a[where].item()
                 what = "negative" if is_spec and np.isfinite(value) else "non-finite"
                 hint = " (power spectrograms must be >= 0)" if what == "negative" else ""
                 raise ValueError(
