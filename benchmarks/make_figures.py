@@ -172,7 +172,7 @@ def _seconds_label(s):
 
 
 def _mb_label(m):
-    return f"{m / 1024:g} GB" if m >= 1024 else f"{m:g} MB"
+    return f"{m:g} MB"
 
 
 def fig_time(report, dtype, out: Path, plt) -> list[str]:
@@ -181,12 +181,23 @@ def fig_time(report, dtype, out: Path, plt) -> list[str]:
     ops = _panel_ops(report, dtype, tn)
     if not ops:
         return []
-    # a 2 x 2 grid, the legend in the fourth cell: readable at the page's width
-    fig, grid = plt.subplots(2, 2, figsize=(7.6, 6.0), sharex=True, sharey=True)
-    axes = grid.ravel()
-    legend_ax = axes[len(ops)] if len(ops) < 4 else None
-    for ax in axes[len(ops) :]:
-        ax.set_visible(False)
+    if len(ops) == 3:
+        # a 2 x 2 grid, the legend in the fourth cell: readable at the page's width
+        fig, grid = plt.subplots(2, 2, figsize=(7.6, 6.0), sharex=True, sharey=True)
+        axes = grid.ravel()
+        legend_ax = axes[3]
+    else:
+        # one row, the legend in a last column
+        fig, grid = plt.subplots(
+            1,
+            len(ops) + 1,
+            figsize=(3.0 * len(ops) + 2.2, 3.4),
+            sharex=True,
+            sharey=True,
+            gridspec_kw={"width_ratios": [3.0] * len(ops) + [2.2]},
+        )
+        axes = grid.ravel()
+        legend_ax = axes[-1]
     series = [
         ("ours", "ours", tn),
         ("ours_1", "ours", t1),
@@ -229,19 +240,15 @@ def fig_time(report, dtype, out: Path, plt) -> list[str]:
             if label not in labels:
                 handles.append(h)
                 labels.append(label)
-    if legend_ax is not None:
-        legend_ax.set_visible(True)
-        legend_ax.axis("off")
-        legend_ax.legend(
-            handles,
-            labels,
-            loc="center",
-            fontsize=9.5,
-            title=(f"stereo, 4 sources, {dtype}\nlower is better"),
-            title_fontsize=9.5,
-        )
-    else:
-        fig.legend(handles, labels, loc="lower center", ncol=4)
+    legend_ax.axis("off")
+    legend_ax.legend(
+        handles,
+        labels,
+        loc="center",
+        fontsize=9,
+        title=f"stereo, 4 sources, {dtype}\nlower is better",
+        title_fontsize=9,
+    )
     fig.suptitle("Time per call against track length")
     fig.tight_layout()
     save(fig, out / "time_vs_length.png", plt)
@@ -301,22 +308,22 @@ def fig_memory(report, dtype, out: Path, plt) -> bool:
             values.append(c["mem_extra"] / MB)
     if sizes:
         f = sorted(sizes)
+        # a wide grey band under the lines: a library that needs only its output sits on it
         ax.plot(
             [seconds(x) for x in f],
             [sizes[x] / MB for x in f],
-            ls=":",
-            marker="_",
-            ms=24,
-            mew=1.5,
-            color="0.35",
+            lw=7,
+            alpha=0.3,
+            solid_capstyle="round",
+            color="0.45",
             label="size of the output y",
-            zorder=5,
+            zorder=1,
         )
         values += [sizes[x] / MB for x in f]
     ax.set_xscale("log")
     ax.set_yscale("log")
     lengths = sorted(set(sizes)) or [1]
-    ax.set_xlim(seconds(lengths[0]) / 2, seconds(lengths[-1]) * 2)
+    ax.set_xlim(seconds(lengths[0]) / 2, seconds(lengths[-1]) * 3)  # room for the labels
     ax.set_ylim(min(values) / 1.6, max(values) * 1.6)
     _log_axis_labels(ax.xaxis, _seconds_label)
     _log_axis_labels(ax.yaxis, _mb_label, subs=(1.0, 2.0, 5.0))
