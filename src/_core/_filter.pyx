@@ -44,6 +44,10 @@ cdef int _stereo_filter_chunk(
     cdef double* Y = S + 8 * nb
     cdef const double* Rf
     cdef const complex_t* xp
+    cdef const char* Prow
+    cdef const floating* Pp
+    cdef Py_ssize_t Pst = P.strides[1]
+    cdef complex_t* yrow
     cdef complex_t* yp
     cdef int flags = 0
     g0 = f0
@@ -58,18 +62,22 @@ cdef int _stereo_filter_chunk(
                 Rs[(4 * j + 2) * nb + i] = Rf[3]
                 Rs[(4 * j + 3) * nb + i] = Rf[6]
         for t in range(P.shape[0]):
+            # row pointers: per-element memoryview indexing costs more than the maths here
+            xp = &x[t, g0, 0]
+            Prow = <const char*>&P[t, g0, 0]
             for i in range(n):
-                xp = &x[t, g0 + i, 0]
-                X[i] = xp[0].real * scale
-                X[nb + i] = xp[0].imag * scale
-                X[2 * nb + i] = xp[1].real * scale
-                X[3 * nb + i] = xp[1].imag * scale
+                X[i] = xp[2 * i].real * scale
+                X[nb + i] = xp[2 * i].imag * scale
+                X[2 * nb + i] = xp[2 * i + 1].real * scale
+                X[3 * nb + i] = xp[2 * i + 1].imag * scale
+                Pp = <const floating*>(Prow + i * Pst)
                 for j in range(J):
-                    Pin[j * nb + i] = P[t, g0 + i, j]
+                    Pin[j * nb + i] = Pp[j]
             flags |= stereo_solve(n, nb, J, X, Pin, Rs, sqrt_eps, S)
             stereo_images(n, nb, J, Pin, Rs, S, Y, NULL, NULL, NULL)
+            yrow = &y_out[t, g0, 0, 0]
             for i in range(n):
-                yp = &y_out[t, g0 + i, 0, 0]
+                yp = yrow + 2 * J * i
                 for j in range(J):
                     yp[j].real = Y[(4 * j) * nb + i] * out_scale
                     yp[j].imag = Y[(4 * j + 1) * nb + i] * out_scale

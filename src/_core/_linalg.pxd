@@ -63,8 +63,9 @@ cdef inline int solve_hermitian_2x2(
     # L u = x: u1 = x1 - conj(b / a) x0
     u1r = x1r - (lr * x0r + li * x0i)
     u1i = x1i - (lr * x0i - li * x0r)
-    z[2] = u1r / d2
-    z[3] = u1i / d2
+    d2 = 1.0 / d2
+    z[2] = u1r * d2
+    z[3] = u1i * d2
     # L^H z = D^-1 u: z0 = x0 / a - (b / a) z1
     z[0] = x0r * inv_a - (lr * z[2] - li * z[3])
     z[1] = x0i * inv_a - (lr * z[3] + li * z[2])

@@ -79,6 +79,10 @@ cdef int _stereo_stats_chunk(
     cdef const double* Rf
     cdef double* Rnf
     cdef const complex_t* xp
+    cdef const floating* vp
+    cdef char* Prow
+    cdef floating* Pp
+    cdef Py_ssize_t Pst = P.strides[1]
     cdef int flags = 0
     g0 = f0
     while g0 < f1:
@@ -99,27 +103,32 @@ cdef int _stereo_stats_chunk(
                 Rns[(4 * j + 3) * nb + i] = Rnf[6]
                 Ws[j * nb + i] = weight[f, j]
         for t in range(P.shape[0]):
+            # row pointers: per-element memoryview indexing costs more than the maths here
+            xp = &x[t, g0, 0]
+            Prow = <char*>&P[t, g0, 0]
             for i in range(n):
-                xp = &x[t, g0 + i, 0]
-                X[i] = xp[0].real * scale
-                X[nb + i] = xp[0].imag * scale
-                X[2 * nb + i] = xp[1].real * scale
-                X[3 * nb + i] = xp[1].imag * scale
+                X[i] = xp[2 * i].real * scale
+                X[nb + i] = xp[2 * i].imag * scale
+                X[2 * nb + i] = xp[2 * i + 1].real * scale
+                X[3 * nb + i] = xp[2 * i + 1].imag * scale
             if mode == Estimate.MODEL:
                 for i in range(n):
+                    Pp = <floating*>(Prow + i * Pst)
                     for j in range(J):
-                        Pin[j * nb + i] = P[t, g0 + i, j]
+                        Pin[j * nb + i] = Pp[j]
                 flags |= stereo_solve(n, nb, J, X, Pin, Rs, sqrt_eps, S)
                 stereo_images(n, nb, J, Pin, Rs, S, NULL, Pout, Ws, Rns)
             else:
+                vp = &v[t, g0, 0, 0]
                 for i in range(n):
                     for c in range(Cv):
                         for j in range(J):
-                            V[(c * J + j) * nb + i] = v[t, g0 + i, c, j]
+                            V[(c * J + j) * nb + i] = vp[(i * Cv + c) * J + j]
                 flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, Ws, Rns)
             for i in range(n):
+                Pp = <floating*>(Prow + i * Pst)
                 for j in range(J):
-                    P[t, g0 + i, j] = <floating>Pout[j * nb + i]
+                    Pp[j] = <floating>Pout[j * nb + i]
         for i in range(n):
             f = g0 + i
             for j in range(J):

@@ -77,7 +77,7 @@ static int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
         double ai = a[i], di = d[i], r = br[i], m = bi[i];
         double mx = ai > di ? ai : di;
         double tol = NORBERT_PIVOT_TOL * mx;
-        double inv_a, lr, li, d2, u1r, u1i, v0r, v0i, v1r, v1i;
+        double inv_a, inv_d2, lr, li, d2, u1r, u1i, v0r, v0i, v1r, v1i;
         ai = ai < tol ? tol : ai;
         ai = mx > 0.0 ? ai : 1.0;           /* Cxx = 0: any pivot, z is zeroed below */
         inv_a = 1.0 / ai;
@@ -86,10 +86,11 @@ static int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
         d2 = di - (r * lr + m * li);
         d2 = d2 < tol ? tol : d2;
         d2 = mx > 0.0 ? d2 : 1.0;
+        inv_d2 = 1.0 / d2;
         u1r = x1r[i] - (lr * x0r[i] + li * x0i[i]);
         u1i = x1i[i] - (lr * x0i[i] - li * x0r[i]);
-        v1r = u1r / d2;
-        v1i = u1i / d2;
+        v1r = u1r * inv_d2;
+        v1i = u1i * inv_d2;
         v0r = x0r[i] * inv_a - (lr * v1r - li * v1i);
         v0i = x0i[i] * inv_a - (lr * v1i + li * v1r);
         /* all sources silent (Cxx = 0): z = 0 */
