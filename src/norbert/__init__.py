@@ -47,6 +47,19 @@ __all__ = [
 def get_num_threads(workers=None):
     """Number of threads a call with this `workers` value uses.
 
+    Parameters
+    ----------
+    workers : int or None
+        as the `workers` keyword of the filters: None for OpenMP's limit (all cores unless
+        ``OMP_NUM_THREADS`` or threadpoolctl say otherwise), -1 for every core, a negative
+        -k for every core but k - 1, a positive count as it is. In a child process made by
+        ``fork``, always 1.
+
+    Returns
+    -------
+    n_threads : int
+        threads the kernels will use (small calls may use fewer).
+
     Examples
     --------
     >>> import norbert
@@ -61,6 +74,11 @@ def get_include():
 
     Like ``numpy.get_include()``: the returned directory holds the ``norbert`` package
     with its ``.pxd`` files.
+
+    Returns
+    -------
+    path : str
+        the directory to pass as ``include_path=[...]`` to ``cythonize``.
 
     Examples
     --------

@@ -11,7 +11,7 @@ How the EM maps onto Dask
 -------------------------
 The spatial covariances R_j are estimated over the whole track, as the in-memory
 function does (open-unmix and demucs estimate them per window). Each EM iteration is a
-map-reduce with a barrier between its halves:
+map-reduce with a barrier between its halves::
 
     stats pass k     blockwise: per chunk, per bin, sums of y_j y_j^H and of v_j (double),
                      packed as (1, bins, sources, 2 C^2 + 1) partials
