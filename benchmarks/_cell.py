@@ -375,7 +375,12 @@ def main(spec):
     measure = {"full": measure_full, "memmap": measure_memmap, "small": measure_small}[spec["mode"]]
     result = measure(lib, spec, v, x, y0)
     result["median"] = float(np.median(result["times"]))
-    result["out_bytes"] = int(np.prod(x.shape + v.shape[-1:])) * x.itemsize
+    nb_frames, nb_bins, nb_channels, nb_sources = x.shape + v.shape[-1:]
+    out_bytes = nb_frames * nb_bins * nb_channels * nb_sources * x.itemsize  # y
+    if spec["op"] == "em1":  # it also returns v (x's real dtype) and R
+        out_bytes += nb_frames * nb_bins * nb_sources * x.itemsize // 2
+        out_bytes += nb_bins * nb_channels * nb_channels * nb_sources * x.itemsize
+    result["out_bytes"] = out_bytes
     result["in_bytes"] = int(v.nbytes + x.nbytes + (0 if y0 is None else y0.nbytes))
     result["shape"] = list(v.shape)
     if lib.name == "ours":
