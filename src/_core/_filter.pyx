@@ -16,14 +16,12 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
-from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status, work_size
+from norbert._core._common cimport (
+    complex_t, Status, Estimate, pass_threads, worst_status, work_size,
+)
 from norbert._core._stereo cimport STEREO_TILE, stereo_solve, stereo_images
 from norbert._core._filter cimport estimate_point
 
-# bins per chunk below which a single thread does the whole block
-cdef Py_ssize_t MIN_BINS = 16
-# TF points per block below which threads cost more than they save
-cdef Py_ssize_t MIN_POINTS = 4096
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
 
@@ -157,11 +155,7 @@ cdef int filter_kernel(
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK
-    nt = n_chunks(F, n_threads, MIN_BINS)
-    if T * F < MIN_POINTS:
-        nt = 1
-    if nt > work.shape[0]:
-        nt = work.shape[0]
+    nt = pass_threads(T, F, n_threads, work.shape[0])
     if nt == 1:
         return _filter_chunk(mode, 0, F, x, v, P, R, scale, eps, sqrt_eps, logit, slope,
                              out_scale, y_out, &work[0, 0])
@@ -226,9 +220,7 @@ cdef int mix_model_kernel(
             or Cxx_out.shape[1] != F or Cxx_out.shape[2] != R.shape[1]
             or Cxx_out.shape[3] != R.shape[2]):
         return Status.BAD_SHAPE
-    nc = n_chunks(F, n_threads, MIN_BINS)
-    if v.shape[0] * F < MIN_POINTS:
-        nc = 1
+    nc = pass_threads(v.shape[0], F, n_threads, F)
     if nc == 1:
         return _mix_model_chunk(0, F, v, R, Cxx_out)
     for k in prange(nc, schedule='static', num_threads=nc):
@@ -281,9 +273,7 @@ cdef int gain_kernel(
             or G_out.shape[0] != T or G_out.shape[1] != F or G_out.shape[2] != C
             or G_out.shape[3] != C):
         return Status.BAD_SHAPE
-    nc = n_chunks(F, n_threads, MIN_BINS)
-    if T * F < MIN_POINTS:
-        nc = 1
+    nc = pass_threads(T, F, n_threads, F)
     if nc == 1:
         return _gain_chunk(0, F, v_j, R_j, inv_Cxx, G_out)
     for k in prange(nc, schedule='static', num_threads=nc):
@@ -331,9 +321,7 @@ cdef int apply_filter_kernel(
     if (W.shape[0] != T or W.shape[1] != F or W.shape[2] != C or W.shape[3] != C
             or y_out.shape[0] != T or y_out.shape[1] != F or y_out.shape[2] != C):
         return Status.BAD_SHAPE
-    nc = n_chunks(F, n_threads, MIN_BINS)
-    if T * F < MIN_POINTS:
-        nc = 1
+    nc = pass_threads(T, F, n_threads, F)
     if nc == 1:
         return _apply_chunk(0, F, x, W, y_out)
     for k in prange(nc, schedule='static', num_threads=nc):

@@ -22,14 +22,14 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, INFINITY
 
-from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status, work_size
+from norbert._core._common cimport (
+    complex_t, Status, Estimate, pass_threads, worst_status, work_size,
+)
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats,
 )
 from norbert._core._filter cimport estimate_point
 
-cdef Py_ssize_t MIN_BINS = 16
-cdef Py_ssize_t MIN_POINTS = 4096
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
 
@@ -248,11 +248,7 @@ cdef int stats_kernel(
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK
-    nt = n_chunks(F, n_threads, MIN_BINS)
-    if T * F < MIN_POINTS:
-        nt = 1
-    if nt > work.shape[0]:
-        nt = work.shape[0]
+    nt = pass_threads(T, F, n_threads, work.shape[0])
     if nt == 1:
         return _stats_chunk(mode, 0, F, x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope,
                             Rnum, weight, &work[0, 0])

@@ -41,6 +41,21 @@ static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
     return (ptrdiff_t)NORBERT_STEREO_TILE * (12 + 17 * J) + 8;
 }
 
+/* Adds one lane's source images (y0, y1) to the statistics: PSD, its sum, sum of y y^H. */
+static inline void norbert_stereo_accumulate(ptrdiff_t i, ptrdiff_t nb, double y0r, double y0i,
+                                             double y1r, double y1i, double *restrict po,
+                                             double *restrict w, double *restrict q)
+{
+    double p0 = y0r * y0r + y0i * y0i, p1 = y1r * y1r + y1i * y1i;
+    double psd = (p0 + p1) * 0.5;
+    po[i] = psd;
+    w[i] = w[i] + psd;
+    q[i] = q[i] + p0;
+    q[nb + i] = q[nb + i] + (y0r * y1r + y0i * y1i);
+    q[2 * nb + i] = q[2 * nb + i] + (y0i * y1r - y0r * y1i);
+    q[3 * nb + i] = q[3 * nb + i] + p1;
+}
+
 /* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb). */
 NORBERT_CLONES
 static int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
@@ -142,14 +157,7 @@ static void norbert_stereo_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                 double y0i = pj * (r00 * z0i[i] + (r01r * z1i[i] + r01i * z1r[i]));
                 double y1r = pj * ((r01r * z0r[i] + r01i * z0i[i]) + r11 * z1r[i]);
                 double y1i = pj * ((r01r * z0i[i] - r01i * z0r[i]) + r11 * z1i[i]);
-                double p0 = y0r * y0r + y0i * y0i, p1 = y1r * y1r + y1i * y1i;
-                double psd = (p0 + p1) * 0.5;
-                po[i] = psd;
-                w[i] = w[i] + psd;
-                q[i] = q[i] + p0;
-                q[nb + i] = q[nb + i] + (y0r * y1r + y0i * y1i);
-                q[2 * nb + i] = q[2 * nb + i] + (y0i * y1r - y0r * y1i);
-                q[3 * nb + i] = q[3 * nb + i] + p1;
+                norbert_stereo_accumulate(i, nb, y0r, y0i, y1r, y1i, po, w, q);
             }
         }
     }
@@ -200,14 +208,7 @@ static int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
             double m1 = den1[i] > 0.0 ? v1[i] / den1[i] : 0.0;
             double y0r = m0 * x0r[i], y0i = m0 * x0i[i];
             double y1r = m1 * x1r[i], y1i = m1 * x1i[i];
-            double p0 = y0r * y0r + y0i * y0i, p1 = y1r * y1r + y1i * y1i;
-            double psd = (p0 + p1) * 0.5;
-            po[i] = psd;
-            w[i] = w[i] + psd;
-            q[i] = q[i] + p0;
-            q[nb + i] = q[nb + i] + (y0r * y1r + y0i * y1i);
-            q[2 * nb + i] = q[2 * nb + i] + (y0i * y1r - y0r * y1i);
-            q[3 * nb + i] = q[3 * nb + i] + p1;
+            norbert_stereo_accumulate(i, nb, y0r, y0i, y1r, y1i, po, w, q);
         }
     }
     return (nonfinite ? 1 : 0) | (neg ? 2 : 0);
