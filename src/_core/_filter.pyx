@@ -19,7 +19,7 @@ from libc.math cimport sqrt
 from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size,
 )
-from norbert._core._stereo cimport STEREO_TILE, stereo_solve, stereo_images
+from norbert._core._stereo cimport STEREO_TILE, stereo_solve, stereo_images, tile_load
 from norbert._core._filter cimport estimate_point
 
 # bins per dynamically scheduled range: two stereo tiles
@@ -40,7 +40,6 @@ cdef int _stereo_filter_chunk(
     cdef double* Rs = Pin + J * nb
     cdef double* S = Rs + 4 * J * nb
     cdef double* Y = S + 8 * nb
-    cdef const double* Rf
     cdef const complex_t* xp
     cdef const char* Prow
     cdef const floating* Pp
@@ -51,14 +50,7 @@ cdef int _stereo_filter_chunk(
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < nb else nb
-        for i in range(n):
-            f = g0 + i
-            for j in range(J):
-                Rf = &R[f, j, 0, 0, 0]
-                Rs[(4 * j) * nb + i] = Rf[0]
-                Rs[(4 * j + 1) * nb + i] = Rf[2]
-                Rs[(4 * j + 2) * nb + i] = Rf[3]
-                Rs[(4 * j + 3) * nb + i] = Rf[6]
+        tile_load(R, g0, n, nb, Rs)
         for t in range(P.shape[0]):
             # row pointers: per-element memoryview indexing costs more than the maths here
             xp = &x[t, g0, 0]

@@ -26,7 +26,7 @@ from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats,
+    STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -76,8 +76,6 @@ cdef int _stereo_stats_chunk(
     cdef double* Ws = Rns + 4 * J * nb
     cdef double* S = Ws + J * nb
     cdef double* Pout = S + 8 * nb
-    cdef const double* Rf
-    cdef double* Rnf
     cdef const complex_t* xp
     cdef const floating* vp
     cdef char* Prow
@@ -87,21 +85,12 @@ cdef int _stereo_stats_chunk(
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < nb else nb
+        if mode == Estimate.MODEL:
+            tile_load(R, g0, n, nb, Rs)
+        tile_load(Rnum, g0, n, nb, Rns)
         for i in range(n):
-            f = g0 + i
             for j in range(J):
-                if mode == Estimate.MODEL:
-                    Rf = &R[f, j, 0, 0, 0]
-                    Rs[(4 * j) * nb + i] = Rf[0]
-                    Rs[(4 * j + 1) * nb + i] = Rf[2]
-                    Rs[(4 * j + 2) * nb + i] = Rf[3]
-                    Rs[(4 * j + 3) * nb + i] = Rf[6]
-                Rnf = &Rnum[f, j, 0, 0, 0]
-                Rns[(4 * j) * nb + i] = Rnf[0]
-                Rns[(4 * j + 1) * nb + i] = Rnf[2]
-                Rns[(4 * j + 2) * nb + i] = Rnf[3]
-                Rns[(4 * j + 3) * nb + i] = Rnf[6]
-                Ws[j * nb + i] = weight[f, j]
+                Ws[j * nb + i] = weight[g0 + i, j]
         for t in range(P.shape[0]):
             # row pointers: per-element memoryview indexing costs more than the maths here
             xp = &x[t, g0, 0]
@@ -129,15 +118,10 @@ cdef int _stereo_stats_chunk(
                 Pp = <floating*>(Prow + i * Pst)
                 for j in range(J):
                     Pp[j] = <floating>Pout[j * nb + i]
+        tile_store(Rns, g0, n, nb, Rnum)
         for i in range(n):
-            f = g0 + i
             for j in range(J):
-                Rnf = &Rnum[f, j, 0, 0, 0]
-                Rnf[0] = Rns[(4 * j) * nb + i]
-                Rnf[2] = Rns[(4 * j + 1) * nb + i]
-                Rnf[3] = Rns[(4 * j + 2) * nb + i]
-                Rnf[6] = Rns[(4 * j + 3) * nb + i]
-                weight[f, j] = Ws[j * nb + i]
+                weight[g0 + i, j] = Ws[j * nb + i]
         g0 += nb
     if flags & 2:
         return Status.NEGATIVE
