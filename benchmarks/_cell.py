@@ -375,6 +375,7 @@ def main(spec):
     measure = {"full": measure_full, "memmap": measure_memmap, "small": measure_small}[spec["mode"]]
     result = measure(lib, spec, v, x, y0)
     result["median"] = float(np.median(result["times"]))
+    result["min"] = float(np.min(result["times"]))
     nb_frames, nb_bins, nb_channels, nb_sources = x.shape + v.shape[-1:]
     out_bytes = nb_frames * nb_bins * nb_channels * nb_sources * x.itemsize  # y
     if spec["op"] == "em1":  # it also returns v (x's real dtype) and R

@@ -21,6 +21,7 @@ import glob
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,7 @@ SLOW_LIBS = ("upstream", "openunmix")
 SMALL_FRAMES = (1, 10, 300)
 LONG_FRAMES = 2000  # workloads longer than this use --slow-repeat for reference libs
 MB = 1024 * 1024
+CONTENDED = 0.10  # share of the machine's CPU used by other jobs during a cell
 
 
 def log(msg: str) -> None:
@@ -137,22 +139,39 @@ def cpu_model() -> str:
 # -- running cells ------------------------------------------------------------------
 
 
+def busy_cpu_s() -> float:
+    """CPU-seconds all processes have used since boot (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_cell(spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, str(HERE / "_cell.py"), json.dumps(spec)]
-    load = os.getloadavg()[0]
+    busy0, ours0 = busy_cpu_s(), children_cpu_s()
     t0 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
+    wall = time.perf_counter() - t0
     lines = r.stdout.strip().splitlines()
     try:
         result = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
         result = {"error": f"exit {r.returncode}: " + " | ".join(tail)}
-    result["wall_s"] = round(time.perf_counter() - t0, 2)
-    result["load_before"] = load  # 1-minute load average: other jobs distort timings
+    result["wall_s"] = round(wall, 2)
+    # CPU used by other jobs while the cell ran, as a share of the machine: they distort
+    # timings (two-thread ones most), so cells above CONTENDED are flagged in the report
+    other = (busy_cpu_s() - busy0) - (children_cpu_s() - ours0)
+    result["other_cpu_share"] = round(max(0.0, other) / (wall * (os.cpu_count() or 1)), 3)
     return result
 
 
@@ -192,7 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default=",".join(DTYPES))
     p.add_argument("--libs", default="ours,upstream,openunmix")
     p.add_argument("--threads", default="1,2", help="worker counts for ours (default 1,2)")
-    p.add_argument("--repeat", type=int, default=3, help="timed calls per cell (default 3)")
+    p.add_argument("--repeat", type=int, default=5, help="timed calls per cell (default 5)")
     p.add_argument(
         "--slow-repeat",
         type=int,
@@ -448,6 +467,7 @@ def build_report(meta, cells, small, memmap, checks, threads):
             "out_bytes": ref.get("out_bytes") if ref else None,
             "upstream_mem_extra": up.get("mem_extra") if up and "error" not in up else None,
             "openunmix_mem_extra": ou.get("mem_extra") if ou and "error" not in ou else None,
+            "contended": contended(ours_1=o1, ours_n=on, upstream=up, openunmix=ou),
         }
         row["speedup_upstream"] = _ratio(row["upstream"], row["ours_n"])
         row["speedup_openunmix"] = _ratio(row["openunmix"], row["ours_n"])
@@ -462,13 +482,17 @@ def build_report(meta, cells, small, memmap, checks, threads):
             for dt in DTYPES:
                 if not any(k[:3] == (frames, op, dt) for k in sidx):
                     continue
+                c1 = sidx.get((frames, op, dt, "ours", t1))
+                cn = sidx.get((frames, op, dt, "ours", tn))
+                cu = sidx.get((frames, op, dt, "upstream", None))
                 r = {
                     "frames": frames,
                     "op": op,
                     "dtype": dt,
-                    "ours_1": median_of(sidx.get((frames, op, dt, "ours", t1))),
-                    "ours_n": median_of(sidx.get((frames, op, dt, "ours", tn))),
-                    "upstream": median_of(sidx.get((frames, op, dt, "upstream", None))),
+                    "ours_1": median_of(c1),
+                    "ours_n": median_of(cn),
+                    "upstream": median_of(cu),
+                    "contended": contended(ours_1=c1, ours_n=cn, upstream=cu),
                 }
                 r["speedup_1"] = _ratio(r["upstream"], r["ours_1"])
                 r["speedup_n"] = _ratio(r["upstream"], r["ours_n"])
@@ -529,6 +553,11 @@ def build_report(meta, cells, small, memmap, checks, threads):
         "cells": cells,
         "small_cells": small,
     }
+
+
+def contended(**cells) -> list[str]:
+    """Names of the cells during which other jobs used more than CONTENDED of the CPU."""
+    return [k for k, c in cells.items() if c and c.get("other_cpu_share", 0) > CONTENDED]
 
 
 def _ratio(a, b):
@@ -648,14 +677,21 @@ def render_markdown(rep) -> str:
     body = []
     for r in rep["rows"]:
         f, b, c, j = r["shape"]
-        ou = fmt_time(r["openunmix"]) if r["openunmix"] else ("n/a" if r["openunmix_note"] else "–")
+        t = timer(r)
+        ou = t("openunmix") if r["openunmix"] else ("n/a" if r["openunmix_note"] else "–")
         body.append([
             f"{r['workload']} ({f}x{b}x{c}, {j} src)", OP_LABEL[r["op"]], r["dtype"],
-            fmt_time(r["ours_1"]), fmt_time(r["ours_n"]), _x(r["thread_speedup"], 2),
-            fmt_time(r["upstream"]), _x(r["speedup_upstream"]), ou, _x(r["speedup_openunmix"]),
+            t("ours_1"), t("ours_n"), _x(r["thread_speedup"], 2),
+            t("upstream"), _x(r["speedup_upstream"]), ou, _x(r["speedup_openunmix"]),
             _mb(r["ours_mem_extra"]), _x(r["mem_ratio"], 2), _mb(r["upstream_mem_extra"]),
         ])  # fmt: skip
     lines += table(header, "lllrrrrrrrrrr", body)
+    if any(r["contended"] for r in rep["rows"] + rep["small"]):
+        lines += [
+            "",
+            f"\\* other jobs used more than {CONTENDED:.0%} of the machine's CPU during that cell "
+            "(`other_cpu_share` in results.json): its time is suspect.",
+        ]
     notes = {r["openunmix_note"] for r in rep["rows"] if r["openunmix"] is None}
     if notes - {None}:
         lines += ["", "open-unmix n/a: " + "; ".join(sorted(notes - {None}))]
@@ -665,8 +701,8 @@ def render_markdown(rep) -> str:
         header = ["frames", "op", "dtype", f"ours {t1} thr", f"ours {tn} thr", "upstream",
                   f"vs upstream ({t1} thr)", f"vs upstream ({tn} thr)"]  # fmt: skip
         body = [
-            [str(r["frames"]), OP_LABEL[r["op"]], r["dtype"], fmt_time(r["ours_1"]),
-             fmt_time(r["ours_n"]), fmt_time(r["upstream"]), _x(r["speedup_1"]), _x(r["speedup_n"])]
+            [str(r["frames"]), OP_LABEL[r["op"]], r["dtype"], timer(r)("ours_1"),
+             timer(r)("ours_n"), timer(r)("upstream"), _x(r["speedup_1"]), _x(r["speedup_n"])]
             for r in rep["small"]
         ]  # fmt: skip
         lines += table(header, "rllrrrrr", body)
@@ -747,6 +783,11 @@ def render_markdown(rep) -> str:
             body.append([t["target"], val, t["goal"], met])
         lines += table(["target", "value", "goal", "met"], "lrll", body)
     return "\n".join(lines) + "\n"
+
+
+def timer(row):
+    """fmt_time of row[key], starred when other jobs were busy during that cell."""
+    return lambda key: fmt_time(row[key]) + ("\\*" if key in row["contended"] else "")
 
 
 def _x(v, digits=1):
