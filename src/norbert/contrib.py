@@ -5,7 +5,6 @@ returns a new array and leaves its inputs unmodified.
 """
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 from norbert._validation import ParameterError, _as_array, _check_ndim, allocate, check_finite
 
@@ -28,6 +27,10 @@ def _logistic_inplace(a, threshold, slope):
 
 def _blur(v, width, temporal, out):
     """smooth's Gaussian blur of a float32/float64 v into out."""
+    # imported here: scipy.ndimage takes ~0.25 s to import, which every `import norbert`
+    # (and every CLI start) would pay for the two functions that blur
+    from scipy.ndimage import gaussian_filter, gaussian_filter1d
+
     if temporal:
         return gaussian_filter1d(v, sigma=width, axis=0, output=out)
     sigma = [width] * min(v.ndim, 2) + [0.0] * max(0, v.ndim - 2)
