@@ -80,50 +80,6 @@ cdef inline int model_point(
     return Status.OK
 
 
-cdef inline int stereo_filter_point(
-    Py_ssize_t J, const floating* P, const double* R, const complex_t* x,
-    double scale, double sqrt_eps, double* y,
-) noexcept nogil:
-    """model_point for two channels, everything in registers (the common case).
-
-    R's diagonal is real and R[1, 0] = conj(R[0, 1]) exactly (finalize_covariance writes
-    it so), which this form uses; y is (2, J, 2) as in model_point.
-    """
-    cdef Py_ssize_t j
-    cdef double a = sqrt_eps, d = sqrt_eps, br = 0.0, bi = 0.0, pj
-    cdef double z[4]
-    cdef double z0r, z0i, z1r, z1i, r00, r01r, r01i, r11
-    cdef const double* Rj
-    for j in range(J):
-        pj = P[j]
-        Rj = R + 8 * j
-        a = a + pj * Rj[0]
-        br = br + pj * Rj[2]
-        bi = bi + pj * Rj[3]
-        d = d + pj * Rj[6]
-    if solve_hermitian_2x2(a, d, br, bi, x[0].real * scale, x[0].imag * scale,
-                           x[1].real * scale, x[1].imag * scale, z) < 0:
-        return Status.NOT_FINITE
-    z0r = z[0]
-    z0i = z[1]
-    z1r = z[2]
-    z1i = z[3]
-    if z0r - z0r != 0.0 or z0i - z0i != 0.0 or z1r - z1r != 0.0 or z1i - z1i != 0.0:
-        return Status.NOT_FINITE
-    for j in range(J):
-        pj = P[j]
-        Rj = R + 8 * j
-        r00 = Rj[0]
-        r01r = Rj[2]
-        r01i = Rj[3]
-        r11 = Rj[6]
-        y[2 * j] = pj * (r00 * z0r + (r01r * z1r - r01i * z1i))
-        y[2 * j + 1] = pj * (r00 * z0i + (r01r * z1i + r01i * z1r))
-        y[2 * (J + j)] = pj * ((r01r * z0r + r01i * z0i) + r11 * z1r)
-        y[2 * (J + j) + 1] = pj * ((r01r * z0i - r01i * z0r) + r11 * z1i)
-    return Status.OK
-
-
 cdef inline int estimate_point(
     int mode, Py_ssize_t C, Py_ssize_t Cv, Py_ssize_t J,
     const complex_t* x,         # (C,)       at (t, f)
@@ -141,8 +97,6 @@ cdef inline int estimate_point(
     """
     cdef Py_ssize_t c, j, k
     if mode == Estimate.MODEL:
-        if C == 2:
-            return stereo_filter_point(J, P, R, x, scale, sqrt_eps, y)
         return model_point(C, J, P, R, x, scale, sqrt_eps, eps, y, work)
     if mode == Estimate.SOFTMASK:
         return softmask_point(C, Cv, J, v, x, scale, eps, logit, slope, y)
