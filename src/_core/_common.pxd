@@ -27,5 +27,8 @@ cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads, Py_ssize_t work
 # Threads report their Status as bits (1 << status) OR-ed together; this picks the one to raise.
 cdef int worst_status(int flags) noexcept nogil
 
+# Offset (doubles) of the gathered PSDs in a per-point path's scratch row.
+cdef Py_ssize_t psd_scratch(Py_ssize_t C, Py_ssize_t J) noexcept nogil
+
 # Doubles of per-thread scratch a kernel needs for C channels and J sources.
 cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil

@@ -29,11 +29,16 @@ cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
 
     Not inline, so downstream code built against an older norbert asks this build.
     """
-    cdef Py_ssize_t generic = 2 * C * J + 2 * C * C + 2 * C + 8
+    cdef Py_ssize_t generic = psd_scratch(C, J) + J + 8
     cdef Py_ssize_t stereo = 64 * (12 + 17 * J) + 8      # _stereo.h: NORBERT_STEREO_TILE tiles
     if C == 2 and stereo > generic:
         return stereo
     return generic
+
+
+cdef Py_ssize_t psd_scratch(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
+    """Offset in a scratch row of the PSDs the per-point paths gather (after y and the solve)."""
+    return 2 * C * J + 2 * C * C + 2 * C
 
 
 cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items) noexcept nogil:

@@ -17,9 +17,11 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
 from norbert._core._common cimport (
-    complex_t, Status, Estimate, pass_threads, worst_status, work_size,
+    complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
 )
-from norbert._core._stereo cimport STEREO_TILE, stereo_solve, stereo_images, tile_load
+from norbert._core._stereo cimport (
+    STEREO_TILE, stereo_solve, stereo_images, tile_load, load_x, store_y, rows_in, prefetch,
+)
 from norbert._core._filter cimport estimate_point
 
 # bins per dynamically scheduled range: two stereo tiles
@@ -34,45 +36,44 @@ cdef int _stereo_filter_chunk(
 ) noexcept nogil:
     """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk)."""
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2]
-    cdef Py_ssize_t g0, n, i, j, t, f
+    cdef Py_ssize_t g0, n, t, j
     cdef double* X = work
     cdef double* Pin = X + 4 * nb
     cdef double* Rs = Pin + J * nb
     cdef double* S = Rs + 4 * J * nb
     cdef double* Y = S + 8 * nb
-    cdef const complex_t* xp
-    cdef const char* Prow
-    cdef const floating* Pp
-    cdef Py_ssize_t Pst = P.strides[1]
-    cdef complex_t* yrow
-    cdef complex_t* yp
+    cdef const double* Pt
+    cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ps = nb
+    cdef bint direct = False
     cdef int flags = 0
+    if floating is double:
+        # PSD storage laid out (frames, J, bins) is read in place: no gather, no copy
+        direct = Pes == 1
+        if direct:
+            ps = Pjs
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < nb else nb
         tile_load(R, g0, n, nb, Rs)
         for t in range(P.shape[0]):
-            # row pointers: per-element memoryview indexing costs more than the maths here
-            xp = &x[t, g0, 0]
-            Prow = <const char*>&P[t, g0, 0]
-            for i in range(n):
-                X[i] = xp[2 * i].real * scale
-                X[nb + i] = xp[2 * i].imag * scale
-                X[2 * nb + i] = xp[2 * i + 1].real * scale
-                X[3 * nb + i] = xp[2 * i + 1].imag * scale
-                Pp = <const floating*>(Prow + i * Pst)
-                for j in range(J):
-                    Pin[j * nb + i] = Pp[j]
-            flags |= stereo_solve(n, nb, J, X, Pin, Rs, sqrt_eps, S)
-            stereo_images(n, nb, J, Pin, Rs, S, Y, NULL, NULL, NULL)
-            yrow = &y_out[t, g0, 0, 0]
-            for i in range(n):
-                yp = yrow + 2 * J * i
-                for j in range(J):
-                    yp[j].real = Y[(4 * j) * nb + i] * out_scale
-                    yp[j].imag = Y[(4 * j + 1) * nb + i] * out_scale
-                    yp[J + j].real = Y[(4 * j + 2) * nb + i] * out_scale
-                    yp[J + j].imag = Y[(4 * j + 3) * nb + i] * out_scale
+            if t + 1 < P.shape[0]:
+                prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
+                if Pes == 1:
+                    for j in range(J):
+                        prefetch(&P[t + 1, g0, j], n * sizeof(floating), 0)
+                else:
+                    prefetch(&P[t + 1, g0, 0], n * Pes * sizeof(floating), 0)
+                prefetch(&y_out[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 1)
+            load_x(n, nb, &x[t, g0, 0], scale, X)
+            if direct:
+                Pt = <const double*>&P[t, g0, 0]
+            else:
+                rows_in(n, nb, J, &P[t, g0, 0], Pjs, Pes, Pin)
+                Pt = Pin
+            flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
+            stereo_images(n, nb, J, Pt, ps, Rs, S, Y, NULL, nb, NULL, NULL)
+            store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return Status.NOT_FINITE if flags else Status.OK
 
@@ -93,6 +94,9 @@ cdef int _filter_chunk(
     cdef const double* Rp = NULL
     cdef complex_t* yp
     cdef double* y = work
+    # a TF point's PSDs, gathered when they are not contiguous (see psd_scratch)
+    cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
+    cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, status = Status.OK
     if C == 2 and use_model:
         return _stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale, y_out, work)
@@ -102,6 +106,10 @@ cdef int _filter_chunk(
                 vp = &v[t, f, 0, 0]
             if use_model:
                 Pp = &P[t, f, 0]
+                if Pjs != 1:
+                    for k in range(J):
+                        Pg[k] = Pp[k * Pjs]
+                    Pp = Pg
                 Rp = &R[f, 0, 0, 0, 0]
             st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
                                 sqrt_eps, logit, slope, y, work + 2 * C * J)
@@ -141,8 +149,9 @@ cdef int filter_kernel(
             return Status.BAD_SHAPE
     else:
         return Status.BAD_MODE
-    if mode == Estimate.MODEL and P.strides[2] != sizeof(floating) and J > 1:
-        return Status.BAD_SHAPE              # PSDs of a TF point must be contiguous
+    if (mode == Estimate.MODEL and P.strides[2] != sizeof(floating)
+            and P.strides[1] != sizeof(floating)):
+        return Status.BAD_SHAPE              # P must have contiguous sources or bins
     if work.shape[1] < work_size(C, J) or work.shape[0] < 1:
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:

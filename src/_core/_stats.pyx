@@ -23,10 +23,11 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, INFINITY
 
 from norbert._core._common cimport (
-    complex_t, Status, Estimate, pass_threads, worst_status, work_size,
+    complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
+    load_x, rows_in, rows_out, prefetch,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -54,6 +55,31 @@ cdef inline void _stereo_stats(Py_ssize_t J, const double* y, floating* P, doubl
         Rn[8 * j + 6] += p1
 
 
+cdef inline void _generic_stats(Py_ssize_t C, Py_ssize_t J, const double* y, floating* P,
+                                double* wf, double* Rn) noexcept nogil:
+    """The statistics of one TF point for any channel count (upper triangle of y y^H)."""
+    cdef Py_ssize_t j, c, d
+    cdef double p, cr, ci, dr, di
+    for j in range(J):
+        p = 0.0
+        for c in range(C):
+            cr = y[(c * J + j) * 2]
+            ci = y[(c * J + j) * 2 + 1]
+            p = p + cr * cr + ci * ci
+        p = p / C
+        P[j] = <floating>p
+        wf[j] = wf[j] + p
+        for c in range(C):
+            cr = y[(c * J + j) * 2]
+            ci = y[(c * J + j) * 2 + 1]
+            for d in range(c, C):
+                dr = y[(d * J + j) * 2]
+                di = y[(d * J + j) * 2 + 1]
+                Rn[(c * C + d) * 2] += cr * dr + ci * di
+                Rn[(c * C + d) * 2 + 1] += ci * dr - cr * di
+        Rn = Rn + 2 * C * C
+
+
 cdef int _stereo_stats_chunk(
     int mode, Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v, floating[:, :, :] P,
@@ -65,9 +91,11 @@ cdef int _stereo_stats_chunk(
     A tile of bins is copied to structure-of-arrays scratch (R, and the running sums Rnum
     and weight, exactly, so every bin still adds its frames in order), every frame of the
     block is processed by the vectorised rows of _stereo.h, and the sums are copied back.
+    PSD storage laid out (frames, J, bins) is read in place (in double) and written by
+    contiguous row copies; (frames, bins, J) storage is gathered and scattered.
     """
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
-    cdef Py_ssize_t g0, n, i, j, c, t, f, k
+    cdef Py_ssize_t g0, n, i, j, c, t
     cdef double* X = work
     cdef double* Pin = X + 4 * nb
     cdef double* V = Pin + J * nb
@@ -76,12 +104,16 @@ cdef int _stereo_stats_chunk(
     cdef double* Ws = Rns + 4 * J * nb
     cdef double* S = Ws + J * nb
     cdef double* Pout = S + 8 * nb
-    cdef const complex_t* xp
     cdef const floating* vp
-    cdef char* Prow
-    cdef floating* Pp
-    cdef Py_ssize_t Pst = P.strides[1]
+    cdef const double* Pt
+    cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ps = nb
+    cdef bint direct = False
     cdef int flags = 0
+    if floating is double:
+        direct = Pes == 1
+        if direct:
+            ps = Pjs
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < nb else nb
@@ -92,32 +124,33 @@ cdef int _stereo_stats_chunk(
             for j in range(J):
                 Ws[j * nb + i] = weight[g0 + i, j]
         for t in range(P.shape[0]):
-            # row pointers: per-element memoryview indexing costs more than the maths here
-            xp = &x[t, g0, 0]
-            Prow = <char*>&P[t, g0, 0]
-            for i in range(n):
-                X[i] = xp[2 * i].real * scale
-                X[nb + i] = xp[2 * i].imag * scale
-                X[2 * nb + i] = xp[2 * i + 1].real * scale
-                X[3 * nb + i] = xp[2 * i + 1].imag * scale
-            if mode == Estimate.MODEL:
-                for i in range(n):
-                    Pp = <floating*>(Prow + i * Pst)
+            if t + 1 < P.shape[0]:
+                prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
+                if mode != Estimate.MODEL:
+                    prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
+                elif Pes == 1:
                     for j in range(J):
-                        Pin[j * nb + i] = Pp[j]
-                flags |= stereo_solve(n, nb, J, X, Pin, Rs, sqrt_eps, S)
-                stereo_images(n, nb, J, Pin, Rs, S, NULL, Pout, Ws, Rns)
+                        prefetch(&P[t + 1, g0, j], n * sizeof(floating), 1)
+                else:
+                    prefetch(&P[t + 1, g0, 0], n * Pes * sizeof(floating), 1)
+            load_x(n, nb, &x[t, g0, 0], scale, X)
+            if mode == Estimate.MODEL:
+                if direct:
+                    Pt = <const double*>&P[t, g0, 0]
+                else:
+                    rows_in(n, nb, J, &P[t, g0, 0], Pjs, Pes, Pin)
+                    Pt = Pin
+                flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
+                stereo_images(n, nb, J, Pt, ps, Rs, S, NULL, Pout, nb, Ws, Rns)
             else:
                 vp = &v[t, g0, 0, 0]
                 for i in range(n):
                     for c in range(Cv):
                         for j in range(J):
                             V[(c * J + j) * nb + i] = vp[(i * Cv + c) * J + j]
-                flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, Ws, Rns)
-            for i in range(n):
-                Pp = <floating*>(Prow + i * Pst)
-                for j in range(J):
-                    Pp[j] = <floating>Pout[j * nb + i]
+                flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, nb, Ws, Rns)
+            # the new PSDs replace the old ones only now: the images above read them
+            rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
         tile_store(Rns, g0, n, nb, Rnum)
         for i in range(n):
             for j in range(J):
@@ -150,6 +183,10 @@ cdef int _stats_chunk(
     cdef double* Rn
     cdef double* wf
     cdef double p, cr, ci, dr, di
+    # a TF point's PSDs, gathered / scattered when they are not contiguous
+    cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
+    cdef floating* Pst
+    cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, status = Status.OK
     if C == 2 and (use_model or (mode == Estimate.SOFTMASK and logit < 0.0)):
         return _stereo_stats_chunk(mode, f0, f1, x, v, P, R, scale, eps, sqrt_eps, Rnum,
@@ -162,7 +199,13 @@ cdef int _stats_chunk(
                 yp = &y_in[t, f, 0, 0]
             if use_model:
                 Rp = &R[f, 0, 0, 0, 0]
-            Pp = &P[t, f, 0]
+            Pst = &P[t, f, 0]
+            Pp = Pst
+            if Pjs != 1:
+                Pp = Pg
+                if use_model:
+                    for j in range(J):
+                        Pg[j] = Pst[j * Pjs]
             st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
                                 sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
@@ -171,25 +214,11 @@ cdef int _stats_chunk(
             Rn = &Rnum[f, 0, 0, 0, 0]
             if C == 2:
                 _stereo_stats(J, y, Pp, wf, Rn)
-                continue
-            for j in range(J):
-                p = 0.0
-                for c in range(C):
-                    cr = y[(c * J + j) * 2]
-                    ci = y[(c * J + j) * 2 + 1]
-                    p = p + cr * cr + ci * ci
-                p = p / C
-                Pp[j] = <floating>p
-                wf[j] = wf[j] + p
-                for c in range(C):
-                    cr = y[(c * J + j) * 2]
-                    ci = y[(c * J + j) * 2 + 1]
-                    for d in range(c, C):
-                        dr = y[(d * J + j) * 2]
-                        di = y[(d * J + j) * 2 + 1]
-                        Rn[(c * C + d) * 2] += cr * dr + ci * di
-                        Rn[(c * C + d) * 2 + 1] += ci * dr - cr * di
-                Rn = Rn + 2 * C * C
+            else:
+                _generic_stats(C, J, y, Pp, wf, Rn)
+            if Pjs != 1:
+                for j in range(J):
+                    Pst[j * Pjs] = Pp[j]
     return status
 
 
@@ -226,8 +255,8 @@ cdef int stats_kernel(
             return Status.BAD_SHAPE
     else:
         return Status.BAD_MODE
-    if P.strides[2] != sizeof(floating) and J > 1:
-        return Status.BAD_SHAPE              # PSDs of a TF point must be contiguous
+    if P.strides[2] != sizeof(floating) and P.strides[1] != sizeof(floating):
+        return Status.BAD_SHAPE              # P must have contiguous sources or bins
     if work.shape[1] < work_size(C, J) or work.shape[0] < 1:
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:

@@ -4,7 +4,8 @@
  *
  * A "row" is one frame of a tile of n <= nb bins. Arrays are [component][nb] doubles:
  *   X  (4, nb)     x0.re, x0.im, x1.re, x1.im            (already multiplied by scale)
- *   P  (J, nb)     PSDs v_j
+ *   P  (J, ps)     PSDs v_j; rows ps apart, so the passes can read and write the PSD
+ *                  storage in place when it is laid out (frames, J, bins) (ps = bins)
  *   R  (J, 4, nb)  R_j[0,0], Re R_j[0,1], Im R_j[0,1], R_j[1,1]   (R_j is Hermitian)
  *   Rn (J, 4, nb)  running sums of y_j y_j^H, same components
  *   W  (J, nb)     running sums of the PSDs
@@ -25,15 +26,53 @@
 #define NORBERT_PIVOT_TOL 1e-13
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && defined(__GLIBC__) && !defined(NORBERT_NO_CLONES)
-/* one AVX2 clone (4 doubles per instruction) picked at load time, plus the baseline */
-#define NORBERT_CLONES __attribute__((target_clones("avx2", "default")))
+/* GCC on x86-64 builds the kernels twice, for AVX2 (4 doubles per instruction) and for
+ * the baseline, and picks one per call from the CPU. (GCC 12's target_clones attribute
+ * left the solve's main loop scalar; a target pragma around the included kernels does
+ * not.) Every lane's arithmetic is the same IEEE operations in both, so they give the same
+ * bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
+    && !defined(NORBERT_NO_CLONES)
+#define NORBERT_DISPATCH 1
 #else
-#define NORBERT_CLONES
+#define NORBERT_DISPATCH 0
 #endif
 
+#define NORBERT_CAT2(a, b) a##b
+#define NORBERT_CAT(a, b) NORBERT_CAT2(a, b)
+#define NORBERT_FN(name) NORBERT_CAT(name, NORBERT_ISA)
+
 #define NORBERT_STEREO_TILE 64
+
+/* The rows a loop reads and writes never overlap: no need for run-time alias checks
+ * (GCC gives up vectorising beyond ten of them). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NORBERT_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define NORBERT_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define NORBERT_IVDEP
+#endif
+
+/* Asks for the next frame's rows while this frame's are computed: a tile touches short
+ * pieces of rows a whole frame apart, which hardware prefetchers do not follow. */
+static inline void norbert_prefetch(const void *p, ptrdiff_t bytes, int write)
+{
+#if defined(__GNUC__)
+    const char *c = (const char *)p;
+    ptrdiff_t o;
+    if (write)
+        for (o = 0; o < bytes; o += 64)
+            __builtin_prefetch(c + o, 1, 3);
+    else
+        for (o = 0; o < bytes; o += 64)
+            __builtin_prefetch(c + o, 0, 3);
+#else
+    (void)p;
+    (void)bytes;
+    (void)write;
+#endif
+}
 
 /* scratch doubles one tile needs (see the Cython driver for the split) */
 static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
@@ -41,177 +80,80 @@ static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
     return (ptrdiff_t)NORBERT_STEREO_TILE * (12 + 17 * J) + 8;
 }
 
-/* Adds one lane's source images (y0, y1) to the statistics: PSD, its sum, sum of y y^H. */
-static inline void norbert_stereo_accumulate(ptrdiff_t i, ptrdiff_t nb, double y0r, double y0i,
-                                             double y1r, double y1i, double *restrict po,
-                                             double *restrict w, double *restrict q)
-{
-    double p0 = y0r * y0r + y0i * y0i, p1 = y1r * y1r + y1i * y1i;
-    double psd = (p0 + p1) * 0.5;
-    po[i] = psd;
-    w[i] = w[i] + psd;
-    q[i] = q[i] + p0;
-    q[nb + i] = q[nb + i] + (y0r * y1r + y0i * y1i);
-    q[2 * nb + i] = q[2 * nb + i] + (y0i * y1r - y0r * y1i);
-    q[3 * nb + i] = q[3 * nb + i] + p1;
-}
+#if NORBERT_DISPATCH
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define NORBERT_ISA _avx2
+#include "_stereo_impl.h"
+#undef NORBERT_ISA
+#pragma GCC pop_options
+#define NORBERT_USE_AVX2 __builtin_cpu_supports("avx2")
+#else
+#define NORBERT_USE_AVX2 0
+#endif
+#define NORBERT_ISA _base
+#include "_stereo_impl.h"
+#undef NORBERT_ISA
 
-/* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb). */
-NORBERT_CLONES
-static int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                const double *restrict X, const double *restrict P,
-                                const double *restrict R, double sqrt_eps,
-                                double *restrict S)
+#if NORBERT_DISPATCH
+#define NORBERT_CALL(name, args) (NORBERT_USE_AVX2 ? name##_avx2 args : name##_base args)
+#else
+#define NORBERT_CALL(name, args) (name##_base args)
+#endif
+
+/* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb).
+ * Returns 1 if a NaN or inf was met. */
+static inline int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J, const double *X,
+                                       const double *P, ptrdiff_t ps, const double *R,
+                                       double sqrt_eps, double *S)
 {
-    double *restrict a = S, *restrict d = S + nb, *restrict br = S + 2 * nb,
-           *restrict bi = S + 3 * nb;
-    double *restrict z0r = S + 4 * nb, *restrict z0i = S + 5 * nb,
-           *restrict z1r = S + 6 * nb, *restrict z1i = S + 7 * nb;
-    const double *restrict x0r = X, *restrict x0i = X + nb, *restrict x1r = X + 2 * nb,
-                 *restrict x1i = X + 3 * nb;
-    ptrdiff_t i, j;
-    int bad = 0;
-    for (i = 0; i < n; i++) {
-        a[i] = sqrt_eps;
-        d[i] = sqrt_eps;
-        br[i] = 0.0;
-        bi[i] = 0.0;
-    }
-    for (j = 0; j < J; j++) {
-        const double *restrict p = P + j * nb;
-        const double *restrict r = R + 4 * j * nb;
-        for (i = 0; i < n; i++) {
-            a[i] = a[i] + p[i] * r[i];
-            br[i] = br[i] + p[i] * r[nb + i];
-            bi[i] = bi[i] + p[i] * r[2 * nb + i];
-            d[i] = d[i] + p[i] * r[3 * nb + i];
-        }
-    }
-    for (i = 0; i < n; i++) {
-        /* the 2x2 LDL^H of _linalg.pxd's solve_hermitian_2x2, lane by lane */
-        double ai = a[i], di = d[i], r = br[i], m = bi[i];
-        double mx = ai > di ? ai : di;
-        double tol = NORBERT_PIVOT_TOL * mx;
-        double inv_a, inv_d2, lr, li, d2, u1r, u1i, v0r, v0i, v1r, v1i;
-        ai = ai < tol ? tol : ai;
-        ai = mx > 0.0 ? ai : 1.0;           /* Cxx = 0: any pivot, z is zeroed below */
-        inv_a = 1.0 / ai;
-        lr = r * inv_a;
-        li = m * inv_a;
-        d2 = di - (r * lr + m * li);
-        d2 = d2 < tol ? tol : d2;
-        d2 = mx > 0.0 ? d2 : 1.0;
-        inv_d2 = 1.0 / d2;
-        u1r = x1r[i] - (lr * x0r[i] + li * x0i[i]);
-        u1i = x1i[i] - (lr * x0i[i] - li * x0r[i]);
-        v1r = u1r * inv_d2;
-        v1i = u1i * inv_d2;
-        v0r = x0r[i] * inv_a - (lr * v1r - li * v1i);
-        v0i = x0i[i] * inv_a - (lr * v1i + li * v1r);
-        /* all sources silent (Cxx = 0): z = 0 */
-        v0r = mx > 0.0 ? v0r : 0.0;
-        v0i = mx > 0.0 ? v0i : 0.0;
-        v1r = mx > 0.0 ? v1r : 0.0;
-        v1i = mx > 0.0 ? v1i : 0.0;
-        z0r[i] = v0r;
-        z0i[i] = v0i;
-        z1r[i] = v1r;
-        z1i[i] = v1i;
-        bad |= (v0r - v0r != 0.0) | (v0i - v0i != 0.0) | (v1r - v1r != 0.0)
-               | (v1i - v1i != 0.0) | !(mx < HUGE_VAL) | (r - r != 0.0) | (m - m != 0.0);
-    }
-    return bad ? 1 : 0;
+    return NORBERT_CALL(norbert_stereo_solve, (n, nb, J, X, P, ps, R, sqrt_eps, S));
 }
 
 /* y_j = P_j R_j z for every source; into Y (filter) or into the statistics (Pout, W, Rn). */
-NORBERT_CLONES
-static void norbert_stereo_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                  const double *restrict P, const double *restrict R,
-                                  const double *restrict S, double *restrict Y,
-                                  double *restrict Pout, double *restrict W,
-                                  double *restrict Rn)
+static inline void norbert_stereo_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J, const double *P,
+                                         ptrdiff_t ps, const double *R, const double *S,
+                                         double *Y, double *Pout, ptrdiff_t pos, double *W,
+                                         double *Rn)
 {
-    const double *restrict z0r = S + 4 * nb, *restrict z0i = S + 5 * nb,
-                 *restrict z1r = S + 6 * nb, *restrict z1i = S + 7 * nb;
-    ptrdiff_t i, j;
-    for (j = 0; j < J; j++) {
-        const double *restrict p = P + j * nb;
-        const double *restrict r = R + 4 * j * nb;
-        if (Y) {
-            double *restrict y = Y + 4 * j * nb;
-            for (i = 0; i < n; i++) {
-                double pj = p[i], r00 = r[i], r01r = r[nb + i], r01i = r[2 * nb + i],
-                       r11 = r[3 * nb + i];
-                y[i] = pj * (r00 * z0r[i] + (r01r * z1r[i] - r01i * z1i[i]));
-                y[nb + i] = pj * (r00 * z0i[i] + (r01r * z1i[i] + r01i * z1r[i]));
-                y[2 * nb + i] = pj * ((r01r * z0r[i] + r01i * z0i[i]) + r11 * z1r[i]);
-                y[3 * nb + i] = pj * ((r01r * z0i[i] - r01i * z0r[i]) + r11 * z1i[i]);
-            }
-        } else {
-            double *restrict po = Pout + j * nb, *restrict w = W + j * nb;
-            double *restrict q = Rn + 4 * j * nb;
-            for (i = 0; i < n; i++) {
-                double pj = p[i], r00 = r[i], r01r = r[nb + i], r01i = r[2 * nb + i],
-                       r11 = r[3 * nb + i];
-                double y0r = pj * (r00 * z0r[i] + (r01r * z1r[i] - r01i * z1i[i]));
-                double y0i = pj * (r00 * z0i[i] + (r01r * z1i[i] + r01i * z1r[i]));
-                double y1r = pj * ((r01r * z0r[i] + r01i * z0i[i]) + r11 * z1r[i]);
-                double y1i = pj * ((r01r * z0i[i] - r01i * z0r[i]) + r11 * z1i[i]);
-                norbert_stereo_accumulate(i, nb, y0r, y0i, y1r, y1i, po, w, q);
-            }
-        }
-    }
+    NORBERT_CALL(norbert_stereo_images, (n, nb, J, P, ps, R, S, Y, Pout, pos, W, Rn));
 }
 
-/* Statistics of the soft-mask estimate y_j,c = v_j,c / (eps + sum_k v_k,c) x_c.
- * V (Cv, J, nb) with Cv = 1 (mono spectrograms) or 2; S: scratch (2, nb). */
-NORBERT_CLONES
-static int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                         ptrdiff_t Cv, const double *restrict X,
-                                         const double *restrict V, double eps,
-                                         double *restrict S, double *restrict Pout,
-                                         double *restrict W, double *restrict Rn)
+/* Statistics of the soft-mask estimate; returns 1 (NaN/inf) | 2 (negative v) flags. */
+static inline int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                                ptrdiff_t Cv, const double *X, const double *V,
+                                                double eps, double *S, double *Pout,
+                                                ptrdiff_t pos, double *W, double *Rn)
 {
-    const double *restrict x0r = X, *restrict x0i = X + nb, *restrict x1r = X + 2 * nb,
-                 *restrict x1i = X + 3 * nb;
-    const double *restrict V1 = V + (Cv > 1 ? J * nb : 0);
-    double *restrict den0 = S, *restrict den1 = S + nb;
-    ptrdiff_t i, j;
-    int neg = 0, nonfinite = 0;
-    for (i = 0; i < n; i++) {
-        den0[i] = 0.0;
-        den1[i] = 0.0;
-    }
-    for (j = 0; j < J; j++) {
-        const double *restrict v0 = V + j * nb, *restrict v1 = V1 + j * nb;
-        for (i = 0; i < n; i++) {
-            den0[i] = den0[i] + v0[i];
-            den1[i] = den1[i] + v1[i];
-            neg |= (!(v0[i] >= 0.0) & (v0[i] == v0[i])) | (!(v1[i] >= 0.0) & (v1[i] == v1[i]));
-            nonfinite |= (!(v0[i] < HUGE_VAL) & !(v0[i] < 0.0))
-                         | (!(v1[i] < HUGE_VAL) & !(v1[i] < 0.0));
-        }
-    }
-    for (i = 0; i < n; i++) {
-        den0[i] = eps + den0[i];
-        den1[i] = eps + den1[i];
-        nonfinite |= (x0r[i] - x0r[i] != 0.0) | (x0i[i] - x0i[i] != 0.0)
-                     | (x1r[i] - x1r[i] != 0.0) | (x1i[i] - x1i[i] != 0.0);
-    }
-    for (j = 0; j < J; j++) {
-        const double *restrict v0 = V + j * nb, *restrict v1 = V1 + j * nb;
-        double *restrict po = Pout + j * nb, *restrict w = W + j * nb;
-        double *restrict q = Rn + 4 * j * nb;
-        for (i = 0; i < n; i++) {
-            /* 0/0 (every source silent and eps = 0) is a zero mask, not NaN */
-            double m0 = den0[i] > 0.0 ? v0[i] / den0[i] : 0.0;
-            double m1 = den1[i] > 0.0 ? v1[i] / den1[i] : 0.0;
-            double y0r = m0 * x0r[i], y0i = m0 * x0i[i];
-            double y1r = m1 * x1r[i], y1i = m1 * x1i[i];
-            norbert_stereo_accumulate(i, nb, y0r, y0i, y1r, y1i, po, w, q);
-        }
-    }
-    return (nonfinite ? 1 : 0) | (neg ? 2 : 0);
+    return NORBERT_CALL(norbert_stereo_softmask_stats,
+                        (n, nb, J, Cv, X, V, eps, S, Pout, pos, W, Rn));
 }
+
+#define NORBERT_STEREO_COPY_CALLS(SUFFIX, T)                                                 \
+static inline void norbert_stereo_load_x_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, const T *x,    \
+                                                  double scale, double *X)                  \
+{                                                                                           \
+    NORBERT_CALL(norbert_stereo_load_x_##SUFFIX, (n, nb, x, scale, X));                     \
+}                                                                                           \
+static inline void norbert_stereo_store_y_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,   \
+                                                   const double *Y, double s, T *y)         \
+{                                                                                           \
+    NORBERT_CALL(norbert_stereo_store_y_##SUFFIX, (n, nb, J, Y, s, y));                     \
+}                                                                                           \
+static inline void norbert_rows_in_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,         \
+                                            const T *P, ptrdiff_t ps, ptrdiff_t es,         \
+                                            double *D)                                      \
+{                                                                                           \
+    NORBERT_CALL(norbert_rows_in_##SUFFIX, (n, nb, J, P, ps, es, D));                       \
+}                                                                                           \
+static inline void norbert_rows_out_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,        \
+                                             const double *D, T *P, ptrdiff_t ps,           \
+                                             ptrdiff_t es)                                  \
+{                                                                                           \
+    NORBERT_CALL(norbert_rows_out_##SUFFIX, (n, nb, J, D, P, ps, es));                      \
+}
+
+NORBERT_STEREO_COPY_CALLS(d, double)
+NORBERT_STEREO_COPY_CALLS(f, float)
 
 #endif /* NORBERT_STEREO_H */

@@ -1,17 +1,46 @@
 # Vectorised two-channel row kernels (C, _stereo.h). Private: not part of the public API.
 
+cimport cython
+from cython cimport floating
+
+from norbert._core._common cimport complex_t
+
 cdef extern from "_stereo.h" nogil:
     const Py_ssize_t STEREO_TILE "NORBERT_STEREO_TILE"
     Py_ssize_t stereo_scratch "norbert_stereo_scratch"(Py_ssize_t J)
+    void prefetch "norbert_prefetch"(const void* p, Py_ssize_t nbytes, int write)
     int stereo_solve "norbert_stereo_solve"(
         Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* X, const double* P,
-        const double* R, double sqrt_eps, double* S)
+        Py_ssize_t ps, const double* R, double sqrt_eps, double* S)
     void stereo_images "norbert_stereo_images"(
-        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* P, const double* R,
-        const double* S, double* Y, double* Pout, double* W, double* Rn)
+        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* P, Py_ssize_t ps,
+        const double* R, const double* S, double* Y, double* Pout, Py_ssize_t pos,
+        double* W, double* Rn)
     int stereo_softmask_stats "norbert_stereo_softmask_stats"(
         Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, Py_ssize_t Cv, const double* X,
-        const double* V, double eps, double* S, double* Pout, double* W, double* Rn)
+        const double* V, double eps, double* S, double* Pout, Py_ssize_t pos, double* W,
+        double* Rn)
+    # row copies, per precision (see NORBERT_STEREO_COPIES)
+    void load_x_d "norbert_stereo_load_x_d"(Py_ssize_t n, Py_ssize_t nb, const double* x,
+                                            double scale, double* X)
+    void load_x_f "norbert_stereo_load_x_f"(Py_ssize_t n, Py_ssize_t nb, const float* x,
+                                            double scale, double* X)
+    void store_y_d "norbert_stereo_store_y_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                              const double* Y, double s, double* y)
+    void store_y_f "norbert_stereo_store_y_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                              const double* Y, double s, float* y)
+    void rows_in_d "norbert_rows_in_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                       const double* P, Py_ssize_t ps, Py_ssize_t es,
+                                       double* D)
+    void rows_in_f "norbert_rows_in_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                       const float* P, Py_ssize_t ps, Py_ssize_t es,
+                                       double* D)
+    void rows_out_d "norbert_rows_out_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                         const double* D, double* P, Py_ssize_t ps,
+                                         Py_ssize_t es)
+    void rows_out_f "norbert_rows_out_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                         const double* D, float* P, Py_ssize_t ps,
+                                         Py_ssize_t es)
 
 
 # Copies between the (bins, J, 2, 2, 2) covariance layout and a tile's (J, 4, nb)
@@ -40,3 +69,38 @@ cdef inline void tile_store(const double* Rs, Py_ssize_t g0, Py_ssize_t n, Py_ss
             Rf[2] = Rs[(4 * j + 1) * nb + i]
             Rf[3] = Rs[(4 * j + 2) * nb + i]
             Rf[6] = Rs[(4 * j + 3) * nb + i]
+
+
+# Fused front ends of the row copies: x and y rows by complex precision, PSD rows by real
+# precision. P's rows are ps elements apart and a row's bins es apart: (frames, J, bins)
+# storage has es = 1 and is read in place, (frames, bins, J) storage is gathered.
+cdef inline void load_x(Py_ssize_t n, Py_ssize_t nb, const complex_t* x, double scale,
+                        double* X) noexcept nogil:
+    if complex_t is cython.doublecomplex:
+        load_x_d(n, nb, <const double*>x, scale, X)
+    else:
+        load_x_f(n, nb, <const float*>x, scale, X)
+
+
+cdef inline void store_y(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* Y,
+                         double s, complex_t* y) noexcept nogil:
+    if complex_t is cython.doublecomplex:
+        store_y_d(n, nb, J, Y, s, <double*>y)
+    else:
+        store_y_f(n, nb, J, Y, s, <float*>y)
+
+
+cdef inline void rows_in(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const floating* P,
+                         Py_ssize_t ps, Py_ssize_t es, double* D) noexcept nogil:
+    if floating is double:
+        rows_in_d(n, nb, J, P, ps, es, D)
+    else:
+        rows_in_f(n, nb, J, P, ps, es, D)
+
+
+cdef inline void rows_out(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* D,
+                          floating* P, Py_ssize_t ps, Py_ssize_t es) noexcept nogil:
+    if floating is double:
+        rows_out_d(n, nb, J, D, P, ps, es)
+    else:
+        rows_out_f(n, nb, J, D, P, ps, es)

@@ -52,6 +52,37 @@ def contiguous_block(a, sl, dtype):
     return np.ascontiguousarray(a[sl], dtype=dtype)
 
 
+def psd_storage(nb_frames, nb_bins, nb_sources, rdtype, buffer=None):
+    """PSDs P as a (frames, bins, J) view of storage laid out (frames, J, bins).
+
+    The kernels read and write that layout in place, one contiguous row of bins per
+    source (no gathers, and half the memory traffic of PSDs interleaved by source).
+    `buffer`: a 1-D array of at least frames * J * bins reals to hold it (default: new).
+    """
+    size = nb_frames * nb_sources * nb_bins
+    if buffer is None:
+        buffer = np.empty(size, rdtype)
+    return buffer[:size].reshape(nb_frames, nb_sources, nb_bins).transpose(0, 2, 1)
+
+
+def psd_to_user(P, progress_blocks=None):
+    """The PSDs in the documented (frames, bins, J) C-contiguous layout, in place.
+
+    A frame's PSDs take the same bytes in both layouts, so the storage is transposed frame
+    block by frame block through an O(block) copy, and no second full-size array is made.
+    """
+    T, F, J = P.shape
+    if J == 1 or P.flags.c_contiguous:
+        return np.ascontiguousarray(P)
+    storage = P.transpose(0, 2, 1)             # (T, J, F) C-contiguous
+    flat = storage.reshape(T, J * F)
+    step = max(1, (4 << 20) // max(1, J * F * P.itemsize))
+    for t0 in range(0, T, step):
+        block = storage[t0:t0 + step].copy()
+        flat[t0:t0 + step] = block.transpose(0, 2, 1).reshape(block.shape[0], J * F)
+    return flat.reshape(T, F, J)
+
+
 def make_work(n_threads, nb_channels, nb_sources):
     """Per-thread scratch rows for the kernels (one row per thread)."""
     return np.empty((max(1, n_threads), scratch_size(nb_channels, nb_sources)), dtype=np.float64)
@@ -101,7 +132,7 @@ class EMState:
         self.n_threads = n_threads
         self.fpb = frames_per_block
         self.J = nb_sources
-        self.P = np.empty((T, F, nb_sources), self.rdtype) if P is None else P
+        self.P = psd_storage(T, F, nb_sources, self.rdtype) if P is None else P
         self.Rnum = np.zeros((F, nb_sources, C, C, 2))
         self.weight = np.zeros((F, nb_sources))
         self.R = np.zeros((F, nb_sources, C, C, 2))
@@ -129,11 +160,21 @@ class EMState:
         self._check(status, func, v, y)
 
     def filter(self, mode, scale, out, out_scale=1.0, v=None, logit=-1.0, func="wiener"):
-        """One filter pass writing source images into out (frames, bins, C, J)."""
+        """One filter pass writing source images into out (frames, bins, C, J).
+
+        When the PSDs live inside `out` (psd_in_output), writing y would overwrite the PSDs
+        of later frames only near the end of the track: the PSDs still needed there are
+        moved to a small array first (at most about two blocks of frames).
+        """
+        P, P0 = self.P, 0
         for sl in block_slices(self.x.shape[0], self.fpb):
             xb = contiguous_block(self.x, sl, self.cdtype)
             vb = self._no_v if v is None else contiguous_block(v, sl, self.rdtype)
-            Pb = self.P[sl] if mode == Estimate.MODEL else self._no_P
+            if mode == Estimate.MODEL and P0 == 0 and _writes_over(out, sl, P):
+                P = psd_storage(len(P) - sl.start, *P.shape[1:], P.dtype)
+                P[...] = self.P[sl.start:]
+                P0 = sl.start
+            Pb = P[sl.start - P0:sl.stop - P0] if mode == Estimate.MODEL else self._no_P
             status = _filter.apply_estimate(
                 mode, xb, vb, Pb, self.R, scale, self.eps, logit, SLOPE, out_scale,
                 out[sl], self.work, self.n_threads,
@@ -159,15 +200,27 @@ class EMState:
 def psd_in_output(out):
     """PSD storage (frames, bins, J) inside the output array (frames, bins, C, J).
 
-    Until the last pass writes y, each TF point's slot of the output (2 C J reals) is free;
-    its first J reals hold that point's PSDs. Every pass reads a point's PSDs before it
-    writes that point's slot, and no pass writes another point's slot, so the EM of
-    `wiener` needs no full-size array but its output (and an `out=` memmap keeps the
-    anonymous memory of a call O(block)).
+    The PSDs (J reals per TF point) take the last 1 / (2 C) of the output (2 C J reals per
+    TF point), laid out as psd_storage. Until the last pass, nothing else is written to
+    the output; the last pass writes y frame block by frame block, front to back, and
+    reaches the PSD region only near the end of the track (see EMState.filter). So the EM
+    of `wiener` needs no full-size array but its output (and an `out=` memmap keeps the
+    anonymous memory of a call O(block)). `out` must be C-contiguous.
     """
     T, F, C, J = out.shape
-    rdtype = out.real.dtype
-    return out.view(rdtype).reshape(T, F, 2 * C * J)[:, :, :J]
+    flat = out.view(out.real.dtype).reshape(-1)
+    return psd_storage(T, F, J, flat.dtype, flat[flat.size - T * J * F:])
+
+
+def _writes_over(out, sl, P):
+    """Whether writing out[sl] reaches the storage of P[sl.start:]."""
+    if P.size == 0 or out.size == 0:
+        return False
+    y_end = out[sl.stop - 1:sl.stop].ctypes.data + out.strides[0]
+    p_start = P.ctypes.data + sl.start * P.strides[0]
+    y_start = out.ctypes.data
+    p_end = P.ctypes.data + len(P) * P.strides[0]
+    return y_start < p_end and p_start < y_end
 
 
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,

@@ -11,6 +11,7 @@ from norbert._drivers import (
     covariance_to_user,
     make_work,
     psd_in_output,
+    psd_to_user,
     run_em,
 )
 from norbert._validation import (
@@ -155,7 +156,7 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
                    progress=progress, func="expectation_maximization")
     if verbose:
         print("EM done (%d iterations)" % iterations)
-    return out, state.P, state.covariance()
+    return out, psd_to_user(state.P), state.covariance()
 
 
 expectation_maximization.__doc__ = expectation_maximization.__doc__.replace(

@@ -69,7 +69,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from norbert._core import Estimate, Status, _filter, _stats
 from norbert._core._mask import SLOPE
-from norbert._drivers import covariance_to_user, make_work
+from norbert._drivers import covariance_to_user, make_work, psd_storage, psd_to_user
 from norbert._validation import (
     ParameterError,
     _first_bad,
@@ -276,7 +276,7 @@ class _Chunk:
         (Rnum, weight) of the last pass: the in-memory EM's passes, on this chunk."""
         T, F, C = self.x.shape
         J = self.nb_sources
-        P = np.empty((T, F, J), self.rdtype)
+        P = psd_storage(T, F, J, self.rdtype)
         Rnum = np.zeros((F, J, C, C, 2))
         weight = np.zeros((F, J))
         self.check(
@@ -381,7 +381,7 @@ def _filter_task(
     scale = _scalar(scale)
     P, _, _ = chunk.psd_chain(mode, scale, Rs[:-1])
     y = chunk.estimate(Estimate.MODEL, scale, P, Rs[-1])
-    return (y, P) if with_psd else y
+    return (y, psd_to_user(P)) if with_psd else y
 
 
 def _finalize_task(sums, *, nb_channels, eps, caller):

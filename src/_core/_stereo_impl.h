@@ -1,0 +1,298 @@
+/*
+ * The two-channel kernels of _stereo.h, compiled once per instruction set: _stereo.h
+ * includes this file with NORBERT_ISA set (a name suffix) under a target pragma, and
+ * dispatches at run time. Not a public header.
+ */
+/* Adds one lane's source images (y0, y1) to the statistics: PSD, its sum, sum of y y^H
+ * (rows q0..q3 of the running sums as separate restrict pointers: with offsets of one
+ * pointer the vectoriser cannot prove the rows apart). */
+static inline void NORBERT_FN(norbert_stereo_accumulate)(ptrdiff_t i, double y0r, double y0i, double y1r,
+                                             double y1i, double *restrict po,
+                                             double *restrict w, double *restrict q0,
+                                             double *restrict q1, double *restrict q2,
+                                             double *restrict q3)
+{
+    double p0 = y0r * y0r + y0i * y0i, p1 = y1r * y1r + y1i * y1i;
+    double psd = (p0 + p1) * 0.5;
+    po[i] = psd;
+    w[i] = w[i] + psd;
+    q0[i] = q0[i] + p0;
+    q1[i] = q1[i] + (y0r * y1r + y0i * y1i);
+    q2[i] = q2[i] + (y0i * y1r - y0r * y1i);
+    q3[i] = q3[i] + p1;
+}
+
+/* One source's images y = p R z over a row, added to the statistics. A function of its
+ * own so that every row is a restrict parameter. */
+static inline void NORBERT_FN(norbert_stereo_stats_row)(
+    ptrdiff_t n, const double *restrict p, const double *restrict r00,
+    const double *restrict r01r, const double *restrict r01i, const double *restrict r11,
+    const double *restrict z0r, const double *restrict z0i, const double *restrict z1r,
+    const double *restrict z1i, double *restrict po, double *restrict w, double *restrict q0,
+    double *restrict q1, double *restrict q2, double *restrict q3)
+{
+    ptrdiff_t i;
+    NORBERT_IVDEP
+    for (i = 0; i < n; i++) {
+        double pj = p[i];
+        double y0r = pj * (r00[i] * z0r[i] + (r01r[i] * z1r[i] - r01i[i] * z1i[i]));
+        double y0i = pj * (r00[i] * z0i[i] + (r01r[i] * z1i[i] + r01i[i] * z1r[i]));
+        double y1r = pj * ((r01r[i] * z0r[i] + r01i[i] * z0i[i]) + r11[i] * z1r[i]);
+        double y1i = pj * ((r01r[i] * z0i[i] - r01i[i] * z0r[i]) + r11[i] * z1i[i]);
+        NORBERT_FN(norbert_stereo_accumulate)(i, y0r, y0i, y1r, y1i, po, w, q0, q1, q2, q3);
+    }
+}
+
+/* Soft-mask images of one source over a row (m = v / den, 0 where den = 0), added to the
+ * statistics; a function of its own for the reason above. */
+static inline void NORBERT_FN(norbert_stereo_mask_row)(
+    ptrdiff_t n, const double *restrict v0, const double *restrict v1,
+    const double *restrict den0, const double *restrict den1, const double *restrict x0r,
+    const double *restrict x0i, const double *restrict x1r, const double *restrict x1i,
+    double *restrict po, double *restrict w, double *restrict q0, double *restrict q1,
+    double *restrict q2, double *restrict q3)
+{
+    ptrdiff_t i;
+    NORBERT_IVDEP
+    for (i = 0; i < n; i++) {
+        /* 0/0 (every source silent and eps = 0) is a zero mask, not NaN */
+        double m0 = den0[i] > 0.0 ? v0[i] / den0[i] : 0.0;
+        double m1 = den1[i] > 0.0 ? v1[i] / den1[i] : 0.0;
+        double y0r = m0 * x0r[i], y0i = m0 * x0i[i];
+        double y1r = m1 * x1r[i], y1i = m1 * x1i[i];
+        NORBERT_FN(norbert_stereo_accumulate)(i, y0r, y0i, y1r, y1i, po, w, q0, q1, q2, q3);
+    }
+}
+
+/* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb). */
+static int NORBERT_FN(norbert_stereo_solve)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                const double *restrict X, const double *restrict P,
+                                ptrdiff_t ps, const double *restrict R, double sqrt_eps,
+                                double *restrict S)
+{
+    double *restrict a = S, *restrict d = S + nb, *restrict br = S + 2 * nb,
+           *restrict bi = S + 3 * nb;
+    double *restrict z0r = S + 4 * nb, *restrict z0i = S + 5 * nb,
+           *restrict z1r = S + 6 * nb, *restrict z1i = S + 7 * nb;
+    const double *restrict x0r = X, *restrict x0i = X + nb, *restrict x1r = X + 2 * nb,
+                 *restrict x1i = X + 3 * nb;
+    ptrdiff_t i, j;
+    long long bad = 0;
+    for (i = 0; i < n; i++) {
+        a[i] = sqrt_eps;
+        d[i] = sqrt_eps;
+        br[i] = 0.0;
+        bi[i] = 0.0;
+    }
+    for (j = 0; j < J; j++) {
+        const double *restrict p = P + j * ps;
+        const double *restrict r = R + 4 * j * nb;
+        for (i = 0; i < n; i++) {
+            a[i] = a[i] + p[i] * r[i];
+            br[i] = br[i] + p[i] * r[nb + i];
+            bi[i] = bi[i] + p[i] * r[2 * nb + i];
+            d[i] = d[i] + p[i] * r[3 * nb + i];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        /* the 2x2 LDL^H of _linalg.pxd's solve_hermitian_2x2, lane by lane */
+        double ai = a[i], di = d[i], r = br[i], m = bi[i];
+        double mx = ai > di ? ai : di;
+        double tol = NORBERT_PIVOT_TOL * mx;
+        double inv_a, inv_d2, lr, li, d2, u1r, u1i, v0r, v0i, v1r, v1i;
+        ai = ai < tol ? tol : ai;
+        ai = mx > 0.0 ? ai : 1.0;           /* Cxx = 0: any pivot, z is zeroed below */
+        inv_a = 1.0 / ai;
+        lr = r * inv_a;
+        li = m * inv_a;
+        d2 = di - (r * lr + m * li);
+        d2 = d2 < tol ? tol : d2;
+        d2 = mx > 0.0 ? d2 : 1.0;
+        inv_d2 = 1.0 / d2;
+        u1r = x1r[i] - (lr * x0r[i] + li * x0i[i]);
+        u1i = x1i[i] - (lr * x0i[i] - li * x0r[i]);
+        v1r = u1r * inv_d2;
+        v1i = u1i * inv_d2;
+        v0r = x0r[i] * inv_a - (lr * v1r - li * v1i);
+        v0i = x0i[i] * inv_a - (lr * v1i + li * v1r);
+        /* all sources silent (Cxx = 0): z = 0 */
+        v0r = mx > 0.0 ? v0r : 0.0;
+        v0i = mx > 0.0 ? v0i : 0.0;
+        v1r = mx > 0.0 ? v1r : 0.0;
+        v1i = mx > 0.0 ? v1i : 0.0;
+        z0r[i] = v0r;
+        z0i[i] = v0i;
+        z1r[i] = v1r;
+        z1i[i] = v1i;
+        /* 0 if every value is finite, NaN otherwise; kept in a's row (no longer needed)
+         * and tested below, so that this loop has no integer flags and vectorises */
+        a[i] = (v0r - v0r) + (v0i - v0i) + (v1r - v1r) + (v1i - v1i) + (mx - mx) + (r - r)
+               + (m - m);
+    }
+    for (i = 0; i < n; i++)
+        bad |= !(a[i] == 0.0);
+    return bad ? 1 : 0;
+}
+
+/* y_j = P_j R_j z for every source; into Y (filter) or into the statistics (Pout, W, Rn). */
+static void NORBERT_FN(norbert_stereo_images)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                  const double *restrict P, ptrdiff_t ps,
+                                  const double *restrict R, const double *restrict S,
+                                  double *restrict Y, double *restrict Pout, ptrdiff_t pos,
+                                  double *restrict W, double *restrict Rn)
+{
+    const double *restrict z0r = S + 4 * nb, *restrict z0i = S + 5 * nb,
+                 *restrict z1r = S + 6 * nb, *restrict z1i = S + 7 * nb;
+    ptrdiff_t i, j;
+    for (j = 0; j < J; j++) {
+        const double *restrict p = P + j * ps;
+        const double *restrict r = R + 4 * j * nb;
+        if (Y) {
+            double *restrict y0 = Y + 4 * j * nb, *restrict y1 = y0 + nb,
+                   *restrict y2 = y1 + nb, *restrict y3 = y2 + nb;
+            for (i = 0; i < n; i++) {
+                double pj = p[i], r00 = r[i], r01r = r[nb + i], r01i = r[2 * nb + i],
+                       r11 = r[3 * nb + i];
+                y0[i] = pj * (r00 * z0r[i] + (r01r * z1r[i] - r01i * z1i[i]));
+                y1[i] = pj * (r00 * z0i[i] + (r01r * z1i[i] + r01i * z1r[i]));
+                y2[i] = pj * ((r01r * z0r[i] + r01i * z0i[i]) + r11 * z1r[i]);
+                y3[i] = pj * ((r01r * z0i[i] - r01i * z0r[i]) + r11 * z1i[i]);
+            }
+        } else {
+            double *restrict q0 = Rn + 4 * j * nb;
+            NORBERT_FN(norbert_stereo_stats_row)(n, p, r, r + nb, r + 2 * nb, r + 3 * nb, z0r, z0i, z1r,
+                                     z1i, Pout + j * pos, W + j * nb, q0, q0 + nb,
+                                     q0 + 2 * nb, q0 + 3 * nb);
+        }
+    }
+}
+
+/* Statistics of the soft-mask estimate y_j,c = v_j,c / (eps + sum_k v_k,c) x_c.
+ * V (Cv, J, nb) with Cv = 1 (mono spectrograms) or 2; S: scratch (2, nb). */
+static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                         ptrdiff_t Cv, const double *restrict X,
+                                         const double *restrict V, double eps,
+                                         double *restrict S, double *restrict Pout,
+                                         ptrdiff_t pos, double *restrict W,
+                                         double *restrict Rn)
+{
+    const double *restrict x0r = X, *restrict x0i = X + nb, *restrict x1r = X + 2 * nb,
+                 *restrict x1i = X + 3 * nb;
+    const double *restrict V1 = V + (Cv > 1 ? J * nb : 0);
+    double *restrict den0 = S, *restrict den1 = S + nb;
+    ptrdiff_t i, j;
+    int neg = 0, nonfinite = 0;
+    for (i = 0; i < n; i++) {
+        den0[i] = 0.0;
+        den1[i] = 0.0;
+    }
+    for (j = 0; j < J; j++) {
+        const double *restrict v0 = V + j * nb, *restrict v1 = V1 + j * nb;
+        for (i = 0; i < n; i++) {
+            den0[i] = den0[i] + v0[i];
+            den1[i] = den1[i] + v1[i];
+            neg |= (!(v0[i] >= 0.0) & (v0[i] == v0[i])) | (!(v1[i] >= 0.0) & (v1[i] == v1[i]));
+            nonfinite |= (!(v0[i] < HUGE_VAL) & !(v0[i] < 0.0))
+                         | (!(v1[i] < HUGE_VAL) & !(v1[i] < 0.0));
+        }
+    }
+    for (i = 0; i < n; i++) {
+        den0[i] = eps + den0[i];
+        den1[i] = eps + den1[i];
+        nonfinite |= (x0r[i] - x0r[i] != 0.0) | (x0i[i] - x0i[i] != 0.0)
+                     | (x1r[i] - x1r[i] != 0.0) | (x1i[i] - x1i[i] != 0.0);
+    }
+    for (j = 0; j < J; j++) {
+        const double *restrict v0 = V + j * nb, *restrict v1 = V1 + j * nb;
+        double *restrict q0 = Rn + 4 * j * nb;
+        NORBERT_FN(norbert_stereo_mask_row)(n, V + j * nb, V1 + j * nb, den0, den1, x0r, x0i, x1r, x1i,
+                                Pout + j * pos, W + j * nb, q0, q0 + nb, q0 + 2 * nb,
+                                q0 + 3 * nb);
+    }
+    return (nonfinite ? 1 : 0) | (neg ? 2 : 0);
+}
+
+/* Row copies between the callers' interleaved layouts and the tiles, one pair per precision
+ * (T = double for complex128 data, float for complex64). Plain loops with restrict and
+ * constant strides, so the compiler vectorises the (de)interleaving. */
+#define NORBERT_STEREO_COPIES(SUFFIX, T)                                                     \
+/* x row (n, 2) complex -> X (4, nb), times scale */                                       \
+static void NORBERT_FN(norbert_stereo_load_x_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, const T *restrict x,  \
+                                           double scale, double *restrict X)                \
+{                                                                                           \
+    ptrdiff_t i;                                                                            \
+    for (i = 0; i < n; i++) {                                                               \
+        X[i] = (double)x[4 * i] * scale;                                                    \
+        X[nb + i] = (double)x[4 * i + 1] * scale;                                           \
+        X[2 * nb + i] = (double)x[4 * i + 2] * scale;                                       \
+        X[3 * nb + i] = (double)x[4 * i + 3] * scale;                                       \
+    }                                                                                       \
+}                                                                                           \
+/* Y (J, 4, nb) -> y row (n, 2, J) complex, times s; J = 4 and 2 spelled out for speed */  \
+static void NORBERT_FN(norbert_stereo_store_y_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,          \
+                                            const double *restrict Y, double s,             \
+                                            T *restrict y)                                  \
+{                                                                                           \
+    ptrdiff_t i, j;                                                                         \
+    if (J == 4) {                                                                           \
+        for (i = 0; i < n; i++)                                                             \
+            for (j = 0; j < 4; j++) {                                                       \
+                y[16 * i + 2 * j] = (T)(Y[(4 * j) * nb + i] * s);                           \
+                y[16 * i + 2 * j + 1] = (T)(Y[(4 * j + 1) * nb + i] * s);                   \
+                y[16 * i + 8 + 2 * j] = (T)(Y[(4 * j + 2) * nb + i] * s);                   \
+                y[16 * i + 8 + 2 * j + 1] = (T)(Y[(4 * j + 3) * nb + i] * s);               \
+            }                                                                               \
+    } else if (J == 2) {                                                                    \
+        for (i = 0; i < n; i++)                                                             \
+            for (j = 0; j < 2; j++) {                                                       \
+                y[8 * i + 2 * j] = (T)(Y[(4 * j) * nb + i] * s);                            \
+                y[8 * i + 2 * j + 1] = (T)(Y[(4 * j + 1) * nb + i] * s);                    \
+                y[8 * i + 4 + 2 * j] = (T)(Y[(4 * j + 2) * nb + i] * s);                    \
+                y[8 * i + 4 + 2 * j + 1] = (T)(Y[(4 * j + 3) * nb + i] * s);                \
+            }                                                                               \
+    } else {                                                                                \
+        for (i = 0; i < n; i++)                                                             \
+            for (j = 0; j < J; j++) {                                                       \
+                y[4 * J * i + 2 * j] = (T)(Y[(4 * j) * nb + i] * s);                        \
+                y[4 * J * i + 2 * j + 1] = (T)(Y[(4 * j + 1) * nb + i] * s);                \
+                y[4 * J * i + 2 * J + 2 * j] = (T)(Y[(4 * j + 2) * nb + i] * s);            \
+                y[4 * J * i + 2 * J + 2 * j + 1] = (T)(Y[(4 * j + 3) * nb + i] * s);        \
+            }                                                                               \
+    }                                                                                       \
+}                                                                                           \
+/* J rows of PSDs (stride ps) <-> (J, nb) doubles, and the (n, J) interleaved layout */     \
+static void NORBERT_FN(norbert_rows_in_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,                \
+                                     const T *restrict P, ptrdiff_t ps, ptrdiff_t es,       \
+                                     double *restrict D)                                    \
+{                                                                                           \
+    ptrdiff_t i, j;                                                                         \
+    if (es == 1) {                                                                          \
+        for (j = 0; j < J; j++)                                                             \
+            for (i = 0; i < n; i++)                                                         \
+                D[j * nb + i] = (double)P[j * ps + i];                                      \
+        return;                                                                             \
+    }                                                                                       \
+    for (j = 0; j < J; j++)                                                                 \
+        for (i = 0; i < n; i++)                                                             \
+            D[j * nb + i] = (double)P[j * ps + i * es];                                     \
+}                                                                                           \
+static void NORBERT_FN(norbert_rows_out_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,               \
+                                      const double *restrict D, T *restrict P,              \
+                                      ptrdiff_t ps, ptrdiff_t es)                           \
+{                                                                                           \
+    ptrdiff_t i, j;                                                                         \
+    if (es == 1) {                                                                          \
+        for (j = 0; j < J; j++)                                                             \
+            for (i = 0; i < n; i++)                                                         \
+                P[j * ps + i] = (T)D[j * nb + i];                                           \
+        return;                                                                             \
+    }                                                                                       \
+    for (j = 0; j < J; j++)                                                                 \
+        for (i = 0; i < n; i++)                                                             \
+            P[j * ps + i * es] = (T)D[j * nb + i];                                          \
+}
+
+NORBERT_STEREO_COPIES(d, double)
+NORBERT_STEREO_COPIES(f, float)
+#undef NORBERT_STEREO_COPIES
+
