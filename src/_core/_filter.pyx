@@ -14,7 +14,9 @@ bins go to threads in any order, with no reduction, and any thread count gives t
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport sqrt
+from libc.math cimport sqrt, NAN
+
+import numpy as np
 
 from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
@@ -338,20 +340,45 @@ def apply(const complex_t[:, :, ::1] x not None, const complex_t[:, :, :, ::1] W
     return status
 
 
-def max_abs2(const complex_t[:, :, ::1] x not None):
-    """max |x|^2 over the array (NaN if any entry is NaN), without a full-size temporary."""
+cdef double _max_abs2_rows(const complex_t[:, :, ::1] x, Py_ssize_t t0,
+                           Py_ssize_t t1) noexcept nogil:
+    """max |x|^2 over frames t0..t1 (NaN if any entry there is NaN)."""
     cdef Py_ssize_t t, f, c
     cdef double m = 0.0, a, re, im
     cdef bint nan = False
+    for t in range(t0, t1):
+        for f in range(x.shape[1]):
+            for c in range(x.shape[2]):
+                re = x[t, f, c].real
+                im = x[t, f, c].imag
+                a = re * re + im * im
+                if a > m:
+                    m = a
+                elif a != a:
+                    nan = True
+    return NAN if nan else m
+
+
+def max_abs2(const complex_t[:, :, ::1] x not None, int n_threads=1):
+    """max |x|^2 over the array (NaN if any entry is NaN), without a full-size temporary.
+
+    Ranges of frames go to threads; a maximum does not depend on the order it is taken in.
+    """
+    cdef Py_ssize_t T = x.shape[0], nc, k
+    cdef double m = 0.0
+    cdef double[::1] part
+    nc = pass_threads(T, x.shape[1], n_threads, T)
+    if nc <= 1 or T < 2:
+        with nogil:
+            m = _max_abs2_rows(x, 0, T)
+        return m
+    part = np.zeros(nc)
     with nogil:
-        for t in range(x.shape[0]):
-            for f in range(x.shape[1]):
-                for c in range(x.shape[2]):
-                    re = x[t, f, c].real
-                    im = x[t, f, c].imag
-                    a = re * re + im * im
-                    if a > m:
-                        m = a
-                    elif a != a:
-                        nan = True
-    return float('nan') if nan else m
+        for k in prange(nc, schedule='static', num_threads=nc):
+            part[k] = _max_abs2_rows(x, k * T // nc, (k + 1) * T // nc)
+    for k in range(nc):
+        if part[k] != part[k]:
+            return float('nan')
+        if part[k] > m:
+            m = part[k]
+    return m

@@ -38,6 +38,15 @@
 #define NORBERT_DISPATCH 0
 #endif
 
+/* non-temporal stores of the final output (SSE2: every x86-64) */
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h> /* SSE2, and SSE's _mm_stream_ps */
+#include <stdint.h>
+#define NORBERT_HAVE_STREAM 1
+#else
+#define NORBERT_HAVE_STREAM 0
+#endif
+
 #define NORBERT_CAT2(a, b) a##b
 #define NORBERT_CAT(a, b) NORBERT_CAT2(a, b)
 #define NORBERT_FN(name) NORBERT_CAT(name, NORBERT_ISA)
@@ -56,17 +65,20 @@
 
 /* Asks for the next frame's rows while this frame's are computed: a tile touches short
  * pieces of rows a whole frame apart, which hardware prefetchers do not follow. */
+#ifndef NORBERT_PF_LOC
+#define NORBERT_PF_LOC 3
+#endif
 static inline void norbert_prefetch(const void *p, ptrdiff_t bytes, int write)
 {
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(NORBERT_NO_PREFETCH)
     const char *c = (const char *)p;
     ptrdiff_t o;
     if (write)
         for (o = 0; o < bytes; o += 64)
-            __builtin_prefetch(c + o, 1, 3);
+            __builtin_prefetch(c + o, 1, NORBERT_PF_LOC);
     else
         for (o = 0; o < bytes; o += 64)
-            __builtin_prefetch(c + o, 0, 3);
+            __builtin_prefetch(c + o, 0, NORBERT_PF_LOC);
 #else
     (void)p;
     (void)bytes;
@@ -155,5 +167,30 @@ static inline void norbert_rows_out_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_
 
 NORBERT_STEREO_COPY_CALLS(d, double)
 NORBERT_STEREO_COPY_CALLS(f, float)
+
+/* The final pass's y rows: streamed past the caches when y is 16-byte aligned. */
+static inline void norbert_stereo_write_y_d(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                            const double *Y, double s, double *y)
+{
+#if NORBERT_HAVE_STREAM
+    if (((uintptr_t)y & 15) == 0) {
+        NORBERT_CALL(norbert_stereo_stream_y_d, (n, nb, J, Y, s, y));
+        return;
+    }
+#endif
+    norbert_stereo_store_y_d(n, nb, J, Y, s, y);
+}
+
+static inline void norbert_stereo_write_y_f(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                            const double *Y, double s, float *y)
+{
+#if NORBERT_HAVE_STREAM
+    if (((uintptr_t)y & 15) == 0 && J % 2 == 0) {
+        NORBERT_CALL(norbert_stereo_stream_y_f, (n, nb, J, Y, s, y));
+        return;
+    }
+#endif
+    norbert_stereo_store_y_f(n, nb, J, Y, s, y);
+}
 
 #endif /* NORBERT_STEREO_H */

@@ -25,9 +25,9 @@ cdef extern from "_stereo.h" nogil:
                                             double scale, double* X)
     void load_x_f "norbert_stereo_load_x_f"(Py_ssize_t n, Py_ssize_t nb, const float* x,
                                             double scale, double* X)
-    void store_y_d "norbert_stereo_store_y_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+    void store_y_d "norbert_stereo_write_y_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
                                               const double* Y, double s, double* y)
-    void store_y_f "norbert_stereo_store_y_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+    void store_y_f "norbert_stereo_write_y_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
                                               const double* Y, double s, float* y)
     void rows_in_d "norbert_rows_in_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
                                        const double* P, Py_ssize_t ps, Py_ssize_t es,

@@ -296,3 +296,44 @@ NORBERT_STEREO_COPIES(d, double)
 NORBERT_STEREO_COPIES(f, float)
 #undef NORBERT_STEREO_COPIES
 
+#if NORBERT_HAVE_STREAM
+/* store_y_d with non-temporal stores, for a 16-byte aligned y: the output of a final pass
+ * is far larger than any cache, so it is written without first reading its lines in. */
+static void NORBERT_FN(norbert_stereo_stream_y_d)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                                  const double *restrict Y, double s,
+                                                  double *restrict y)
+{
+    ptrdiff_t i, j;
+    for (i = 0; i < n; i++) {
+        double *restrict row = y + 4 * J * i;
+        for (j = 0; j < J; j++) {
+            _mm_stream_pd(row + 2 * j, _mm_set_pd(Y[(4 * j + 1) * nb + i] * s,
+                                                  Y[(4 * j) * nb + i] * s));
+            _mm_stream_pd(row + 2 * J + 2 * j, _mm_set_pd(Y[(4 * j + 3) * nb + i] * s,
+                                                          Y[(4 * j + 2) * nb + i] * s));
+        }
+    }
+    _mm_sfence();                              /* order them before later ordinary accesses */
+}
+
+/* The same for complex64 rows with an even J (16 bytes: two sources of one channel). */
+static void NORBERT_FN(norbert_stereo_stream_y_f)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                                  const double *restrict Y, double s,
+                                                  float *restrict y)
+{
+    ptrdiff_t i, j, c;
+    for (i = 0; i < n; i++) {
+        float *restrict row = y + 4 * J * i;
+        for (c = 0; c < 2; c++)
+            for (j = 0; j < J; j += 2) {
+                const double *restrict a = Y + (4 * j + 2 * c) * nb + i;
+                const double *restrict b = Y + (4 * (j + 1) + 2 * c) * nb + i;
+                _mm_stream_ps(row + 2 * J * c + 2 * j,
+                              _mm_set_ps((float)(b[nb] * s), (float)(b[0] * s),
+                                         (float)(a[nb] * s), (float)(a[0] * s)));
+            }
+    }
+    _mm_sfence();
+}
+#endif
+

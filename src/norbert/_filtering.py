@@ -58,7 +58,7 @@ def _real_dtype(cdtype):
     return np.empty(0, cdtype).real.dtype
 
 
-def _mixture_scale(x, cdtype):
+def _mixture_scale(x, cdtype, n_threads=1):
     """upstream's max(1, max|x| / 10): EM runs on x / that, the result is scaled back."""
     if x.size == 0:
         return 1.0
@@ -66,7 +66,7 @@ def _mixture_scale(x, cdtype):
     # block-wise, so a strided or byte-swapped x needs no full-size copy
     step = max(1, (1 << 22) // max(1, x.shape[1] * x.shape[2]))
     for t0 in range(0, x.shape[0], step):
-        m = max(m, _filter.max_abs2(contiguous_block(x, slice(t0, t0 + step), cdtype)))
+        m = max(m, _filter.max_abs2(contiguous_block(x, slice(t0, t0 + step), cdtype), n_threads))
     if not np.isfinite(m):
         raise_for_status(Status.NOT_FINITE, "wiener", [("x", x, False)])
     return max(1.0, float(np.sqrt(m)) / 10.0)
@@ -232,7 +232,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
         state = EMState(x, J, cdtype, eps, n_threads, fpb, progress=progress, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
         state.filter(init, 1.0, out, v=v, func="wiener")
         return out
-    scale = 1.0 / _mixture_scale(x, cdtype)
+    scale = 1.0 / _mixture_scale(x, cdtype, n_threads)
     run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
            progress=progress, func="wiener", P=psd_in_output(out))
     return out
