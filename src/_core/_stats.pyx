@@ -27,7 +27,7 @@ from norbert._core._common cimport (
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
-    load_x, rows_in, rows_out, prefetch,
+    load_x, load_y, rows_in, rows_out, prefetch, stereo_given_stats,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -82,11 +82,12 @@ cdef inline void _generic_stats(Py_ssize_t C, Py_ssize_t J, const double* y, flo
 
 cdef int _stereo_stats_chunk(
     int mode, Py_ssize_t f0, Py_ssize_t f1,
-    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v, floating[:, :, :] P,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    const complex_t[:, :, :, ::1] y_in, floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double eps, double sqrt_eps,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
-    """_stats_chunk for two channels (MODEL, or SOFTMASK without logit), tile by tile.
+    """_stats_chunk for two channels (MODEL, GIVEN, or SOFTMASK without logit), tile by tile.
 
     A tile of bins is copied to structure-of-arrays scratch (R, and the running sums Rnum
     and weight, exactly, so every bin still adds its frames in order), every frame of the
@@ -104,7 +105,6 @@ cdef int _stereo_stats_chunk(
     cdef double* Ws = Rns + 4 * J * nb
     cdef double* S = Ws + J * nb
     cdef double* Pout = S + 8 * nb
-    cdef const floating* vp
     cdef const double* Pt
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
     cdef Py_ssize_t ps = nb
@@ -124,6 +124,14 @@ cdef int _stereo_stats_chunk(
             for j in range(J):
                 Ws[j * nb + i] = weight[g0 + i, j]
         for t in range(P.shape[0]):
+            if mode == Estimate.GIVEN:
+                # the images are an input: their statistics, nothing to solve
+                if t + 1 < P.shape[0]:
+                    prefetch(&y_in[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 0)
+                load_y(n, nb, J, &y_in[t, g0, 0, 0], scale, Rs)
+                stereo_given_stats(n, nb, J, Rs, Pout, nb, Ws, Rns)
+                rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
+                continue
             if t + 1 < P.shape[0]:
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
                 if mode != Estimate.MODEL:
@@ -143,11 +151,8 @@ cdef int _stereo_stats_chunk(
                 flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
                 stereo_images(n, nb, J, Pt, ps, Rs, S, NULL, Pout, nb, Ws, Rns)
             else:
-                vp = &v[t, g0, 0, 0]
-                for i in range(n):
-                    for c in range(Cv):
-                        for j in range(J):
-                            V[(c * J + j) * nb + i] = vp[(i * Cv + c) * J + j]
+                # (bins, Cv, J) -> Cv * J rows of bins
+                rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
                 flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, nb, Ws, Rns)
             # the new PSDs replace the old ones only now: the images above read them
             rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
@@ -188,8 +193,8 @@ cdef int _stats_chunk(
     cdef floating* Pst
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, status = Status.OK
-    if C == 2 and (use_model or (mode == Estimate.SOFTMASK and logit < 0.0)):
-        return _stereo_stats_chunk(mode, f0, f1, x, v, P, R, scale, eps, sqrt_eps, Rnum,
+    if C == 2 and (use_model or use_y or (mode == Estimate.SOFTMASK and logit < 0.0)):
+        return _stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps, sqrt_eps, Rnum,
                                    weight, work)
     for t in range(P.shape[0]):
         for f in range(f0, f1):

@@ -141,7 +141,20 @@ static inline int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdi
                         (n, nb, J, Cv, X, V, eps, S, Pout, pos, W, Rn));
 }
 
+/* Statistics of given source images Y (J, 4, nb). */
+static inline void norbert_stereo_given_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                              const double *Y, double *Pout, ptrdiff_t pos,
+                                              double *W, double *Rn)
+{
+    NORBERT_CALL(norbert_stereo_given_stats, (n, nb, J, Y, Pout, pos, W, Rn));
+}
+
 #define NORBERT_STEREO_COPY_CALLS(SUFFIX, T)                                                 \
+static inline void norbert_stereo_load_y_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,    \
+                                                  const T *y, double scale, double *Y)      \
+{                                                                                           \
+    NORBERT_CALL(norbert_stereo_load_y_##SUFFIX, (n, nb, J, y, scale, Y));                  \
+}                                                                                           \
 static inline void norbert_stereo_load_x_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, const T *x,    \
                                                   double scale, double *X)                  \
 {                                                                                           \

@@ -20,7 +20,14 @@ cdef extern from "_stereo.h" nogil:
         Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, Py_ssize_t Cv, const double* X,
         const double* V, double eps, double* S, double* Pout, Py_ssize_t pos, double* W,
         double* Rn)
+    void stereo_given_stats "norbert_stereo_given_stats"(
+        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* Y, double* Pout,
+        Py_ssize_t pos, double* W, double* Rn)
     # row copies, per precision (see NORBERT_STEREO_COPIES)
+    void load_y_d "norbert_stereo_load_y_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                            const double* y, double scale, double* Y)
+    void load_y_f "norbert_stereo_load_y_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+                                            const float* y, double scale, double* Y)
     void load_x_d "norbert_stereo_load_x_d"(Py_ssize_t n, Py_ssize_t nb, const double* x,
                                             double scale, double* X)
     void load_x_f "norbert_stereo_load_x_f"(Py_ssize_t n, Py_ssize_t nb, const float* x,
@@ -80,6 +87,14 @@ cdef inline void load_x(Py_ssize_t n, Py_ssize_t nb, const complex_t* x, double 
         load_x_d(n, nb, <const double*>x, scale, X)
     else:
         load_x_f(n, nb, <const float*>x, scale, X)
+
+
+cdef inline void load_y(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const complex_t* y,
+                        double scale, double* Y) noexcept nogil:
+    if complex_t is cython.doublecomplex:
+        load_y_d(n, nb, J, <const double*>y, scale, Y)
+    else:
+        load_y_f(n, nb, J, <const float*>y, scale, Y)
 
 
 cdef inline void store_y(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* Y,

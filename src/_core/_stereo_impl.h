@@ -64,6 +64,20 @@ static inline void NORBERT_FN(norbert_stereo_mask_row)(
     }
 }
 
+/* Given images of one source over a row, added to the statistics. */
+static inline void NORBERT_FN(norbert_stereo_given_row)(
+    ptrdiff_t n, const double *restrict y0r, const double *restrict y0i,
+    const double *restrict y1r, const double *restrict y1i, double *restrict po,
+    double *restrict w, double *restrict q0, double *restrict q1, double *restrict q2,
+    double *restrict q3)
+{
+    ptrdiff_t i;
+    NORBERT_IVDEP
+    for (i = 0; i < n; i++)
+        NORBERT_FN(norbert_stereo_accumulate)(i, y0r[i], y0i[i], y1r[i], y1i[i], po, w, q0, q1,
+                                              q2, q3);
+}
+
 /* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb). */
 static int NORBERT_FN(norbert_stereo_solve)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                                 const double *restrict X, const double *restrict P,
@@ -212,6 +226,23 @@ static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, 
     return (nonfinite ? 1 : 0) | (neg ? 2 : 0);
 }
 
+/* Statistics of given source images Y (J, 4, nb) (expectation_maximization's initial
+ * estimate). NaN or inf in Y reach the sums, which finalize_covariance checks. */
+static void NORBERT_FN(norbert_stereo_given_stats)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                                   const double *restrict Y,
+                                                   double *restrict Pout, ptrdiff_t pos,
+                                                   double *restrict W, double *restrict Rn)
+{
+    ptrdiff_t j;
+    for (j = 0; j < J; j++) {
+        const double *restrict y0r = Y + 4 * j * nb, *restrict y0i = y0r + nb,
+                     *restrict y1r = y0i + nb, *restrict y1i = y1r + nb;
+        double *restrict q0 = Rn + 4 * j * nb;
+        NORBERT_FN(norbert_stereo_given_row)(n, y0r, y0i, y1r, y1i, Pout + j * pos, W + j * nb,
+                                             q0, q0 + nb, q0 + 2 * nb, q0 + 3 * nb);
+    }
+}
+
 /* Row copies between the callers' interleaved layouts and the tiles, one pair per precision
  * (T = double for complex128 data, float for complex64). Plain loops with restrict and
  * constant strides, so the compiler vectorises the (de)interleaving. */
@@ -259,6 +290,20 @@ static void NORBERT_FN(norbert_stereo_store_y_##SUFFIX)(ptrdiff_t n, ptrdiff_t n
                 y[4 * J * i + 2 * J + 2 * j + 1] = (T)(Y[(4 * j + 3) * nb + i] * s);        \
             }                                                                               \
     }                                                                                       \
+}                                                                                           \
+/* y row (n, 2, J) complex -> Y (J, 4, nb), times scale (the inverse of store_y) */         \
+static void NORBERT_FN(norbert_stereo_load_y_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J, \
+                                                       const T *restrict y, double scale,   \
+                                                       double *restrict Y)                  \
+{                                                                                           \
+    ptrdiff_t i, j;                                                                         \
+    for (j = 0; j < J; j++)                                                                 \
+        for (i = 0; i < n; i++) {                                                           \
+            Y[(4 * j) * nb + i] = (double)y[4 * J * i + 2 * j] * scale;                     \
+            Y[(4 * j + 1) * nb + i] = (double)y[4 * J * i + 2 * j + 1] * scale;             \
+            Y[(4 * j + 2) * nb + i] = (double)y[4 * J * i + 2 * J + 2 * j] * scale;         \
+            Y[(4 * j + 3) * nb + i] = (double)y[4 * J * i + 2 * J + 2 * j + 1] * scale;     \
+        }                                                                                   \
 }                                                                                           \
 /* J rows of PSDs (stride ps) <-> (J, nb) doubles, and the (n, J) interleaved layout */     \
 static void NORBERT_FN(norbert_rows_in_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,                \
