@@ -21,16 +21,18 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifndef NORBERT_PIVOT_TOL
 #define NORBERT_PIVOT_TOL 1e-13
 #endif
 
-/* GCC on x86-64 builds the kernels twice, for AVX2 (4 doubles per instruction) and for
- * the baseline, and picks one per call from the CPU. (GCC 12's target_clones attribute
- * left the solve's main loop scalar; a target pragma around the included kernels does
- * not.) Every lane's arithmetic is the same IEEE operations in both, so they give the same
- * bits. */
+/* GCC on x86-64 builds the kernels three times, for AVX-512 (8 doubles per instruction),
+ * AVX2 (4) and the baseline, and picks one per call from the CPU. (GCC 12's target_clones
+ * attribute left the solve's main loop scalar; a target pragma around the included
+ * kernels does not.) Every lane's arithmetic is the same IEEE operations in all of them,
+ * without fused multiply-adds, so they give the same bits. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
     && !defined(NORBERT_NO_CLONES)
 #define NORBERT_DISPATCH 1
@@ -99,16 +101,45 @@ static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
 #include "_stereo_impl.h"
 #undef NORBERT_ISA
 #pragma GCC pop_options
-#define NORBERT_USE_AVX2 __builtin_cpu_supports("avx2")
-#else
-#define NORBERT_USE_AVX2 0
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,prefer-vector-width=512")
+#define NORBERT_ISA _avx512
+#include "_stereo_impl.h"
+#undef NORBERT_ISA
+#pragma GCC pop_options
+/* 0 baseline, 1 AVX2, 2 AVX-512: the best the CPU has, or less if the environment
+ * variable NORBERT_ISA says "base" or "avx2" (to check that every variant gives the same
+ * bits, and to rule a variant out). Read once per module; threads that race to fill the
+ * cache all store the same value. */
+static int norbert_isa(void)
+{
+    static int level = -1;
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        const char *want = getenv("NORBERT_ISA");
+        l = 0;
+        if (__builtin_cpu_supports("avx2"))
+            l = 1;
+        if (l == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+            l = 2;
+        if (want && strcmp(want, "base") == 0)
+            l = 0;
+        else if (want && strcmp(want, "avx2") == 0 && l > 1)
+            l = 1;
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
 #endif
 #define NORBERT_ISA _base
 #include "_stereo_impl.h"
 #undef NORBERT_ISA
 
 #if NORBERT_DISPATCH
-#define NORBERT_CALL(name, args) (NORBERT_USE_AVX2 ? name##_avx2 args : name##_base args)
+#define NORBERT_CALL(name, args)                                                             \
+    (norbert_isa() == 2 ? name##_avx512 args                                                \
+                        : norbert_isa() == 1 ? name##_avx2 args : name##_base args)
 #else
 #define NORBERT_CALL(name, args) (name##_base args)
 #endif
