@@ -361,3 +361,34 @@ def test_library_works_after_an_interrupted_call():
     returncode, lines, stderr = _interrupt("wiener", 2, "catch")
     assert returncode == 0, stderr[-2000:]
     assert lines == ["interrupted", "recovered"], (lines, stderr[-2000:])
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_touch_pages_writes_one_byte_per_page_and_nothing_else(workers):
+    from norbert._core._common import touch_pages
+
+    page = 4096
+    buf = np.full(5 * page + 123, 7, np.uint8)
+    touch_pages(buf, page, workers)
+    starts = np.zeros(buf.size, bool)
+    starts[::page] = True
+    assert np.all(buf[starts] == 0)
+    assert np.all(buf[~starts] == 7)
+    touch_pages(buf[:0], page, workers)  # empty: nothing to do
+
+
+def test_large_outputs_are_prefaulted_and_still_fully_written(monkeypatch, rng):
+    # a 0-byte threshold makes every output take the touched path
+    from norbert import _validation
+
+    monkeypatch.setattr(_validation, "_TOUCH_BYTES", 0)
+    v = rng.random((9, 300, 2, 3))
+    x = rng.standard_normal((9, 300, 2)) + 1j * rng.standard_normal((9, 300, 2))
+    monkeypatch.undo()
+    expected = norbert.wiener(v, x, iterations=2)
+    monkeypatch.setattr(_validation, "_TOUCH_BYTES", 0)
+    assert np.array_equal(norbert.wiener(v, x, iterations=2, workers=2), expected)
+    y, p, _ = norbert.expectation_maximization(expected, x, iterations=1, workers=2)
+    monkeypatch.undo()
+    y2, p2, _ = norbert.expectation_maximization(expected, x, iterations=1)
+    assert np.array_equal(y, y2) and np.array_equal(p, p2)

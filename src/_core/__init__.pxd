@@ -47,7 +47,12 @@
 #       x      complex_t (T, F, C)             the mixture STFT
 #       v      floating  (T, F, 1 or C, J)     source spectrograms, >= 0
 #       y      complex_t (T, F, C, J)          source images
-#       P      floating  (T, F, J)             power spectral densities of the sources
+#       P      floating  (T, F, J)             power spectral densities of the sources;
+#                                              sources or bins contiguous: a (T, J, F)
+#                                              array seen through .transpose(0, 2, 1)
+#                                              (what norbert itself uses) is read in
+#                                              place by the stereo passes, a C-contiguous
+#                                              (T, F, J) one is gathered per tile
 #       R      double    (F, J, C, C, 2)       spatial covariances, full Hermitian,
 #                                              interleaved (re, im); the documented
 #                                              (F, C, C, J) complex R of the Python API is

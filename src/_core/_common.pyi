@@ -2,6 +2,9 @@
 
 import enum
 
+import numpy as np
+import numpy.typing as npt
+
 class Status(enum.IntEnum):
     """Status codes of the kernels (cpdef enum Status)."""
 
@@ -26,3 +29,8 @@ def scratch_size(
     nb_channels: int,  # Py_ssize_t
     nb_sources: int,  # Py_ssize_t
 ) -> int: ...
+def touch_pages(
+    buf: npt.NDArray[np.uint8],  # unsigned char[::1]
+    page: int,  # Py_ssize_t
+    n_threads: int,  # int
+) -> None: ...

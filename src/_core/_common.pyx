@@ -8,6 +8,8 @@ waking a thread team costs more than it saves.
 """
 
 
+from cython.parallel cimport prange
+
 # Only this module touches the OpenMP runtime (kernels use prange): keeping the guard out of
 # the .pxd keeps it out of downstream builds.
 cdef extern from *:
@@ -89,3 +91,23 @@ def max_threads():
 def scratch_size(Py_ssize_t nb_channels, Py_ssize_t nb_sources):
     """Doubles of scratch per thread the kernels need (the `work` argument's row length)."""
     return work_size(nb_channels, nb_sources)
+
+
+def touch_pages(unsigned char[::1] buf not None, Py_ssize_t page, int n_threads):
+    """Write a zero byte into every page of a new buffer, threads sharing the pages.
+
+    The operating system zero-fills a page at its first write; doing that for a whole
+    output right after allocating it, on every thread, costs no more than faulting the
+    pages in later, one at a time inside a pass - and on virtual machines that hand free
+    memory back to the host, memory touched soon after the previous call freed it is
+    still backed (touched a second later it may cost several times more). The buffer's
+    contents are garbage before and after: only for arrays that will be overwritten.
+    """
+    cdef Py_ssize_t n = buf.shape[0], k, nk, nt
+    if n == 0 or page < 1:
+        return
+    nk = (n + page - 1) // page
+    nt = n_chunks(nk, n_threads, 256)
+    with nogil:
+        for k in prange(nk, schedule='static', num_threads=nt):
+            buf[k * page] = 0

@@ -14,7 +14,7 @@ def apply_estimate(
     mode: int,
     x: _Complex,  # const complex_t[:, :, ::1]        (frames, bins, C)
     v: _Real,  # const floating[:, :, :, ::1]         (frames, bins, {1, C}, J) or empty
-    P: _Real,  # const floating[:, :, ::1]            (frames, bins, J) or empty
+    P: _Real,  # const floating[:, :, :]   (frames, bins, J): sources or bins contiguous
     R: _Double,  # const double[:, :, :, :, ::1]      (bins, J, C, C, 2)
     scale: float,  # double
     eps: float,  # double

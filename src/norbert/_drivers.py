@@ -18,7 +18,7 @@ import numpy as np
 from norbert._core import Estimate, Status, _filter, _stats
 from norbert._core._common import scratch_size
 from norbert._core._mask import SLOPE
-from norbert._validation import ParameterError, raise_for_status
+from norbert._validation import ParameterError, allocate, raise_for_status
 
 __all__ = ["EMState", "block_slices", "contiguous_block", "default_frames_per_block"]
 
@@ -132,7 +132,10 @@ class EMState:
         self.n_threads = n_threads
         self.fpb = frames_per_block
         self.J = nb_sources
-        self.P = psd_storage(T, F, nb_sources, self.rdtype) if P is None else P
+        if P is None:
+            buffer = allocate((T * nb_sources * F,), self.rdtype, "the PSDs", n_threads)
+            P = psd_storage(T, F, nb_sources, self.rdtype, buffer)
+        self.P = P
         self.Rnum = np.zeros((F, nb_sources, C, C, 2))
         self.weight = np.zeros((F, nb_sources))
         self.R = np.zeros((F, nb_sources, C, C, 2))

@@ -141,7 +141,7 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     T, F, C = x.shape
     J = y.shape[3]
     out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("y", y)],
-                    what="expectation_maximization's y")
+                    what="expectation_maximization's y", n_threads=n_threads)
     rdtype = _real_dtype(cdtype)
     if verbose:
         print("Number of iterations: ", iterations)
@@ -225,7 +225,8 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = v.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="wiener's y")
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="wiener's y",
+                    n_threads=n_threads)
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
     init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
@@ -300,7 +301,8 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = v.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="softmask's y")
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="softmask's y",
+                    n_threads=n_threads)
     fpb = check_frames_per_block(None, F, C, J, np.dtype(cdtype).itemsize)
     state = EMState(x, J, cdtype, eps, n_threads, fpb, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
     state.filter(Estimate.SOFTMASK, 1.0, out, v=v,

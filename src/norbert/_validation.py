@@ -33,6 +33,7 @@ tests/test_robustness.py hold every case):
   are read through small contiguous blocks.
 """
 
+import mmap
 import numbers
 import operator
 import os
@@ -40,6 +41,7 @@ import os
 import numpy as np
 
 from norbert._core import Status, max_threads
+from norbert._core._common import touch_pages
 
 __all__ = [
     "ParameterError",
@@ -204,15 +206,24 @@ def _format_bytes(n):
         n /= 1024
 
 
-def allocate(shape, dtype, what):
+# Outputs from this size on have their pages faulted in on all threads right away
+# (see _common.touch_pages); below it the pages are few and cheap.
+_TOUCH_BYTES = 64 << 20
+
+
+def allocate(shape, dtype, what, n_threads=1):
     """np.empty(shape, dtype), or a MemoryError that says how many bytes `what` needed.
 
     NumPy raises ValueError ("array is too big") when the size does not even fit in an
-    address; that is the same failure for users, so both become MemoryError.
+    address; that is the same failure for users, so both become MemoryError. Large
+    arrays get their pages touched on `n_threads` threads (their contents stay garbage).
     """
     dtype = np.dtype(dtype)
     try:
-        return np.empty(shape, dtype=dtype)
+        a = np.empty(shape, dtype=dtype)
+        if a.nbytes >= _TOUCH_BYTES:
+            touch_pages(a.reshape(-1).view(np.uint8), mmap.PAGESIZE, n_threads)
+        return a
     except (MemoryError, ValueError):
         nbytes = dtype.itemsize
         for n in shape:
@@ -231,10 +242,10 @@ def check_progress(progress):
     return progress
 
 
-def check_out(out, shape, dtype, inputs=(), what="the output"):
+def check_out(out, shape, dtype, inputs=(), what="the output", n_threads=1):
     """A caller-provided output array: exact shape and dtype, writable, C-contiguous."""
     if out is None:
-        return allocate(shape, dtype, what)
+        return allocate(shape, dtype, what, n_threads)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array (or np.memmap), got {type(out).__name__}")
     if out.shape != tuple(shape) or out.dtype != dtype:
