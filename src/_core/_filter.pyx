@@ -23,6 +23,7 @@ from norbert._core._common cimport (
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, tile_load, load_x, store_y, rows_in, prefetch,
+    stereo_softmask_images,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -80,6 +81,38 @@ cdef int _stereo_filter_chunk(
     return Status.NOT_FINITE if flags else Status.OK
 
 
+cdef int _stereo_softmask_chunk(
+    Py_ssize_t f0, Py_ssize_t f1, const complex_t[:, :, ::1] x,
+    const floating[:, :, :, ::1] v, double scale, double eps, double out_scale,
+    complex_t[:, :, :, ::1] y_out, double* work,
+) noexcept nogil:
+    """The soft mask (without logit) for two channels, tile by tile (see _stereo.h)."""
+    cdef Py_ssize_t nb = STEREO_TILE, J = y_out.shape[3], Cv = v.shape[2]
+    cdef Py_ssize_t g0, n, t
+    cdef double* X = work
+    cdef double* V = X + 4 * nb
+    cdef double* S = V + 2 * J * nb
+    cdef double* Y = S + 8 * nb
+    cdef int flags = 0
+    g0 = f0
+    while g0 < f1:
+        n = f1 - g0 if f1 - g0 < nb else nb
+        for t in range(y_out.shape[0]):
+            if t + 1 < y_out.shape[0]:
+                prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
+                prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
+            load_x(n, nb, &x[t, g0, 0], scale, X)
+            rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
+            flags |= stereo_softmask_images(n, nb, J, Cv, X, V, eps, S, Y)
+            store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
+        g0 += nb
+    if flags & 2:
+        return Status.NEGATIVE
+    if flags & 1:
+        return Status.NOT_FINITE
+    return Status.OK
+
+
 cdef int _filter_chunk(
     int mode, Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
@@ -102,6 +135,8 @@ cdef int _filter_chunk(
     cdef int st, status = Status.OK
     if C == 2 and use_model:
         return _stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale, y_out, work)
+    if C == 2 and mode == Estimate.SOFTMASK and logit < 0.0:
+        return _stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out, work)
     for t in range(y_out.shape[0]):
         for f in range(f0, f1):
             if use_v:

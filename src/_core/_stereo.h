@@ -172,6 +172,14 @@ static inline int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdi
                         (n, nb, J, Cv, X, V, eps, S, Pout, pos, W, Rn));
 }
 
+/* The soft-mask estimate into Y (J, 4, nb); returns softmask_stats' flags. */
+static inline int norbert_stereo_softmask_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                                 ptrdiff_t Cv, const double *X, const double *V,
+                                                 double eps, double *S, double *Y)
+{
+    return NORBERT_CALL(norbert_stereo_softmask_images, (n, nb, J, Cv, X, V, eps, S, Y));
+}
+
 /* Statistics of given source images Y (J, 4, nb). */
 static inline void norbert_stereo_given_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                                               const double *Y, double *Pout, ptrdiff_t pos,

@@ -20,6 +20,9 @@ cdef extern from "_stereo.h" nogil:
         Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, Py_ssize_t Cv, const double* X,
         const double* V, double eps, double* S, double* Pout, Py_ssize_t pos, double* W,
         double* Rn)
+    int stereo_softmask_images "norbert_stereo_softmask_images"(
+        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, Py_ssize_t Cv, const double* X,
+        const double* V, double eps, double* S, double* Y)
     void stereo_given_stats "norbert_stereo_given_stats"(
         Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* Y, double* Pout,
         Py_ssize_t pos, double* W, double* Rn)

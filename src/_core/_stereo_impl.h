@@ -64,6 +64,25 @@ static inline void NORBERT_FN(norbert_stereo_mask_row)(
     }
 }
 
+/* Soft-mask images of one source over a row, written out (the filter's soft mask). */
+static inline void NORBERT_FN(norbert_stereo_mask_image_row)(
+    ptrdiff_t n, const double *restrict v0, const double *restrict v1,
+    const double *restrict den0, const double *restrict den1, const double *restrict x0r,
+    const double *restrict x0i, const double *restrict x1r, const double *restrict x1i,
+    double *restrict y0r, double *restrict y0i, double *restrict y1r, double *restrict y1i)
+{
+    ptrdiff_t i;
+    NORBERT_IVDEP
+    for (i = 0; i < n; i++) {
+        double m0 = den0[i] > 0.0 ? v0[i] / den0[i] : 0.0;
+        double m1 = den1[i] > 0.0 ? v1[i] / den1[i] : 0.0;
+        y0r[i] = m0 * x0r[i];
+        y0i[i] = m0 * x0i[i];
+        y1r[i] = m1 * x1r[i];
+        y1i[i] = m1 * x1i[i];
+    }
+}
+
 /* Given images of one source over a row, added to the statistics. */
 static inline void NORBERT_FN(norbert_stereo_given_row)(
     ptrdiff_t n, const double *restrict y0r, const double *restrict y0i,
@@ -181,14 +200,12 @@ static void NORBERT_FN(norbert_stereo_images)(ptrdiff_t n, ptrdiff_t nb, ptrdiff
     }
 }
 
-/* Statistics of the soft-mask estimate y_j,c = v_j,c / (eps + sum_k v_k,c) x_c.
- * V (Cv, J, nb) with Cv = 1 (mono spectrograms) or 2; S: scratch (2, nb). */
-static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                         ptrdiff_t Cv, const double *restrict X,
-                                         const double *restrict V, double eps,
-                                         double *restrict S, double *restrict Pout,
-                                         ptrdiff_t pos, double *restrict W,
-                                         double *restrict Rn)
+/* Soft-mask denominators den_c = eps + sum_j v_j,c into S (2, nb), with the input checks.
+ * V (Cv, J, nb) with Cv = 1 (mono spectrograms) or 2. Returns 1 (NaN/inf) | 2 (negative). */
+static int NORBERT_FN(norbert_stereo_mask_den)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                               ptrdiff_t Cv, const double *restrict X,
+                                               const double *restrict V, double eps,
+                                               double *restrict S)
 {
     const double *restrict x0r = X, *restrict x0i = X + nb, *restrict x1r = X + 2 * nb,
                  *restrict x1i = X + 3 * nb;
@@ -216,14 +233,47 @@ static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, 
         nonfinite |= (x0r[i] - x0r[i] != 0.0) | (x0i[i] - x0i[i] != 0.0)
                      | (x1r[i] - x1r[i] != 0.0) | (x1i[i] - x1i[i] != 0.0);
     }
-    for (j = 0; j < J; j++) {
-        const double *restrict v0 = V + j * nb, *restrict v1 = V1 + j * nb;
-        double *restrict q0 = Rn + 4 * j * nb;
-        NORBERT_FN(norbert_stereo_mask_row)(n, V + j * nb, V1 + j * nb, den0, den1, x0r, x0i, x1r, x1i,
-                                Pout + j * pos, W + j * nb, q0, q0 + nb, q0 + 2 * nb,
-                                q0 + 3 * nb);
-    }
     return (nonfinite ? 1 : 0) | (neg ? 2 : 0);
+}
+
+/* Statistics of the soft-mask estimate y_j,c = v_j,c / (eps + sum_k v_k,c) x_c;
+ * S: scratch (2, nb). Returns the flags of mask_den. */
+static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                         ptrdiff_t Cv, const double *restrict X,
+                                         const double *restrict V, double eps,
+                                         double *restrict S, double *restrict Pout,
+                                         ptrdiff_t pos, double *restrict W,
+                                         double *restrict Rn)
+{
+    const double *restrict V1 = V + (Cv > 1 ? J * nb : 0);
+    ptrdiff_t j;
+    int flags = NORBERT_FN(norbert_stereo_mask_den)(n, nb, J, Cv, X, V, eps, S);
+    for (j = 0; j < J; j++) {
+        double *restrict q0 = Rn + 4 * j * nb;
+        NORBERT_FN(norbert_stereo_mask_row)(n, V + j * nb, V1 + j * nb, S, S + nb, X, X + nb,
+                                            X + 2 * nb, X + 3 * nb, Pout + j * pos,
+                                            W + j * nb, q0, q0 + nb, q0 + 2 * nb,
+                                            q0 + 3 * nb);
+    }
+    return flags;
+}
+
+/* The soft-mask estimate itself, into Y (J, 4, nb) (softmask, and wiener's initial
+ * estimate without iterations); same operations as softmask_stats' images. */
+static int NORBERT_FN(norbert_stereo_softmask_images)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                                      ptrdiff_t Cv, const double *restrict X,
+                                                      const double *restrict V, double eps,
+                                                      double *restrict S, double *restrict Y)
+{
+    const double *restrict V1 = V + (Cv > 1 ? J * nb : 0);
+    ptrdiff_t j;
+    int flags = NORBERT_FN(norbert_stereo_mask_den)(n, nb, J, Cv, X, V, eps, S);
+    for (j = 0; j < J; j++)
+        NORBERT_FN(norbert_stereo_mask_image_row)(n, V + j * nb, V1 + j * nb, S, S + nb, X,
+                                                  X + nb, X + 2 * nb, X + 3 * nb,
+                                                  Y + 4 * j * nb, Y + (4 * j + 1) * nb,
+                                                  Y + (4 * j + 2) * nb, Y + (4 * j + 3) * nb);
+    return flags;
 }
 
 /* Statistics of given source images Y (J, 4, nb) (expectation_maximization's initial
