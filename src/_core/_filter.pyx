@@ -23,7 +23,7 @@ from norbert._core._common cimport (
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, tile_load, load_x, store_y, rows_in, prefetch,
-    stereo_softmask_images,
+    stereo_softmask_images, prefetch_psd, psd_rows, stereo_status,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -39,7 +39,7 @@ cdef int _stereo_filter_chunk(
 ) noexcept nogil:
     """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk)."""
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2]
-    cdef Py_ssize_t g0, n, t, j
+    cdef Py_ssize_t g0, n, t
     cdef double* X = work
     cdef double* Pin = X + 4 * nb
     cdef double* Rs = Pin + J * nb
@@ -62,18 +62,10 @@ cdef int _stereo_filter_chunk(
         for t in range(P.shape[0]):
             if t + 1 < P.shape[0]:
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
-                if Pes == 1:
-                    for j in range(J):
-                        prefetch(&P[t + 1, g0, j], n * sizeof(floating), 0)
-                else:
-                    prefetch(&P[t + 1, g0, 0], n * Pes * sizeof(floating), 0)
+                prefetch_psd(&P[t + 1, g0, 0], n, J, Pjs, Pes, 0)
                 prefetch(&y_out[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 1)
             load_x(n, nb, &x[t, g0, 0], scale, X)
-            if direct:
-                Pt = <const double*>&P[t, g0, 0]
-            else:
-                rows_in(n, nb, J, &P[t, g0, 0], Pjs, Pes, Pin)
-                Pt = Pin
+            Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
             flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
             stereo_images(n, nb, J, Pt, ps, Rs, S, Y, NULL, nb, NULL, NULL)
             store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
@@ -106,11 +98,7 @@ cdef int _stereo_softmask_chunk(
             flags |= stereo_softmask_images(n, nb, J, Cv, X, V, eps, S, Y)
             store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
-    if flags & 2:
-        return Status.NEGATIVE
-    if flags & 1:
-        return Status.NOT_FINITE
-    return Status.OK
+    return stereo_status(flags)
 
 
 cdef int _filter_chunk(

@@ -27,7 +27,8 @@ from norbert._core._common cimport (
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
-    load_x, load_y, rows_in, rows_out, prefetch, stereo_given_stats,
+    load_x, load_y, rows_in, rows_out, prefetch, stereo_given_stats, prefetch_psd, psd_rows,
+    stereo_status,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -136,18 +137,11 @@ cdef int _stereo_stats_chunk(
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
                 if mode != Estimate.MODEL:
                     prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
-                elif Pes == 1:
-                    for j in range(J):
-                        prefetch(&P[t + 1, g0, j], n * sizeof(floating), 1)
                 else:
-                    prefetch(&P[t + 1, g0, 0], n * Pes * sizeof(floating), 1)
+                    prefetch_psd(&P[t + 1, g0, 0], n, J, Pjs, Pes, 1)
             load_x(n, nb, &x[t, g0, 0], scale, X)
             if mode == Estimate.MODEL:
-                if direct:
-                    Pt = <const double*>&P[t, g0, 0]
-                else:
-                    rows_in(n, nb, J, &P[t, g0, 0], Pjs, Pes, Pin)
-                    Pt = Pin
+                Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
                 flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
                 stereo_images(n, nb, J, Pt, ps, Rs, S, NULL, Pout, nb, Ws, Rns)
             else:
@@ -161,11 +155,7 @@ cdef int _stereo_stats_chunk(
             for j in range(J):
                 weight[g0 + i, j] = Ws[j * nb + i]
         g0 += nb
-    if flags & 2:
-        return Status.NEGATIVE
-    if flags & 1:
-        return Status.NOT_FINITE
-    return Status.OK
+    return stereo_status(flags)
 
 
 cdef int _stats_chunk(

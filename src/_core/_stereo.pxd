@@ -3,7 +3,7 @@
 cimport cython
 from cython cimport floating
 
-from norbert._core._common cimport complex_t
+from norbert._core._common cimport complex_t, Status
 
 cdef extern from "_stereo.h" nogil:
     const Py_ssize_t STEREO_TILE "NORBERT_STEREO_TILE"
@@ -122,3 +122,34 @@ cdef inline void rows_out(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const doubl
         rows_out_d(n, nb, J, D, P, ps, es)
     else:
         rows_out_f(n, nb, J, D, P, ps, es)
+
+
+# A tile row of PSD storage: P points at P[t, g0, 0]; rows Pjs apart, bins Pes apart.
+cdef inline void prefetch_psd(const floating* P, Py_ssize_t n, Py_ssize_t J, Py_ssize_t Pjs,
+                              Py_ssize_t Pes, int write) noexcept nogil:
+    cdef Py_ssize_t j
+    if Pes == 1:
+        for j in range(J):
+            prefetch(P + j * Pjs, n * sizeof(floating), write)
+    else:
+        prefetch(P, n * Pes * sizeof(floating), write)
+
+
+cdef inline const double* psd_rows(const floating* P, Py_ssize_t n, Py_ssize_t nb,
+                                   Py_ssize_t J, Py_ssize_t Pjs, Py_ssize_t Pes, bint direct,
+                                   double* Pin) noexcept nogil:
+    """The PSD rows the kernels read: in place when `direct` (double rows of bins), else
+    converted / gathered into Pin (J, nb)."""
+    if direct:
+        return <const double*>P
+    rows_in(n, nb, J, P, Pjs, Pes, Pin)
+    return Pin
+
+
+cdef inline int stereo_status(int flags) noexcept nogil:
+    """The Status of the kernels' flags (1: NaN/inf met, 2: negative v), negative first."""
+    if flags & 2:
+        return Status.NEGATIVE
+    if flags & 1:
+        return Status.NOT_FINITE
+    return Status.OK

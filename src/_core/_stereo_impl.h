@@ -6,7 +6,8 @@
 /* Adds one lane's source images (y0, y1) to the statistics: PSD, its sum, sum of y y^H
  * (rows q0..q3 of the running sums as separate restrict pointers: with offsets of one
  * pointer the vectoriser cannot prove the rows apart). */
-static inline void NORBERT_FN(norbert_stereo_accumulate)(ptrdiff_t i, double y0r, double y0i, double y1r,
+static inline void NORBERT_FN(norbert_stereo_accumulate)(ptrdiff_t i, double y0r, double y0i,
+                                                         double y1r,
                                              double y1i, double *restrict po,
                                              double *restrict w, double *restrict q0,
                                              double *restrict q1, double *restrict q2,
@@ -193,7 +194,8 @@ static void NORBERT_FN(norbert_stereo_images)(ptrdiff_t n, ptrdiff_t nb, ptrdiff
             }
         } else {
             double *restrict q0 = Rn + 4 * j * nb;
-            NORBERT_FN(norbert_stereo_stats_row)(n, p, r, r + nb, r + 2 * nb, r + 3 * nb, z0r, z0i, z1r,
+            NORBERT_FN(norbert_stereo_stats_row)(n, p, r, r + nb, r + 2 * nb, r + 3 * nb, z0r,
+                                                 z0i, z1r,
                                      z1i, Pout + j * pos, W + j * nb, q0, q0 + nb,
                                      q0 + 2 * nb, q0 + 3 * nb);
         }
@@ -298,8 +300,8 @@ static void NORBERT_FN(norbert_stereo_given_stats)(ptrdiff_t n, ptrdiff_t nb, pt
  * constant strides, so the compiler vectorises the (de)interleaving. */
 #define NORBERT_STEREO_COPIES(SUFFIX, T)                                                     \
 /* x row (n, 2) complex -> X (4, nb), times scale */                                       \
-static void NORBERT_FN(norbert_stereo_load_x_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, const T *restrict x,  \
-                                           double scale, double *restrict X)                \
+static void NORBERT_FN(norbert_stereo_load_x_##SUFFIX)(                                    \
+    ptrdiff_t n, ptrdiff_t nb, const T *restrict x, double scale, double *restrict X)      \
 {                                                                                           \
     ptrdiff_t i;                                                                            \
     for (i = 0; i < n; i++) {                                                               \
@@ -310,7 +312,7 @@ static void NORBERT_FN(norbert_stereo_load_x_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb
     }                                                                                       \
 }                                                                                           \
 /* Y (J, 4, nb) -> y row (n, 2, J) complex, times s; J = 4 and 2 spelled out for speed */  \
-static void NORBERT_FN(norbert_stereo_store_y_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,          \
+static void NORBERT_FN(norbert_stereo_store_y_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,    \
                                             const double *restrict Y, double s,             \
                                             T *restrict y)                                  \
 {                                                                                           \
@@ -356,7 +358,7 @@ static void NORBERT_FN(norbert_stereo_load_y_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb
         }                                                                                   \
 }                                                                                           \
 /* J rows of PSDs (stride ps) <-> (J, nb) doubles, and the (n, J) interleaved layout */     \
-static void NORBERT_FN(norbert_rows_in_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,                \
+static void NORBERT_FN(norbert_rows_in_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,           \
                                      const T *restrict P, ptrdiff_t ps, ptrdiff_t es,       \
                                      double *restrict D)                                    \
 {                                                                                           \
@@ -371,7 +373,7 @@ static void NORBERT_FN(norbert_rows_in_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrd
         for (i = 0; i < n; i++)                                                             \
             D[j * nb + i] = (double)P[j * ps + i * es];                                     \
 }                                                                                           \
-static void NORBERT_FN(norbert_rows_out_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,               \
+static void NORBERT_FN(norbert_rows_out_##SUFFIX)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,          \
                                       const double *restrict D, T *restrict P,              \
                                       ptrdiff_t ps, ptrdiff_t es)                           \
 {                                                                                           \
