@@ -65,7 +65,7 @@ def psd_storage(nb_frames, nb_bins, nb_sources, rdtype, buffer=None):
     return buffer[:size].reshape(nb_frames, nb_sources, nb_bins).transpose(0, 2, 1)
 
 
-def psd_to_user(P, progress_blocks=None):
+def psd_to_user(P):
     """The PSDs in the documented (frames, bins, J) C-contiguous layout, in place.
 
     A frame's PSDs take the same bytes in both layouts, so the storage is transposed frame
@@ -216,14 +216,13 @@ def psd_in_output(out):
 
 
 def _writes_over(out, sl, P):
-    """Whether writing out[sl] reaches the storage of P[sl.start:]."""
+    """Whether writing out[:sl.stop] reaches the storage of P[sl.start:]."""
     if P.size == 0 or out.size == 0:
         return False
-    y_end = out[sl.stop - 1:sl.stop].ctypes.data + out.strides[0]
+    y_end = out.ctypes.data + sl.stop * out.strides[0]
     p_start = P.ctypes.data + sl.start * P.strides[0]
-    y_start = out.ctypes.data
     p_end = P.ctypes.data + len(P) * P.strides[0]
-    return y_start < p_end and p_start < y_end
+    return out.ctypes.data < p_end and p_start < y_end
 
 
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,
