@@ -70,7 +70,7 @@ cdef int _stereo_filter_chunk(
             stereo_images(n, nb, J, Pt, ps, Rs, S, Y, NULL, nb, NULL, NULL)
             store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
-    return Status.NOT_FINITE if flags else Status.OK
+    return stereo_status(flags)
 
 
 cdef int _stereo_softmask_chunk(
