@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _workloads import HOP, SAMPLE_RATE, WORKLOADS
+from _workloads import HOP, SAMPLE_RATE, WORKLOADS  # noqa: E402  (needs sys.path above)
 
 OPS = {
     "softmask": "softmask",

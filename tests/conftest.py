@@ -44,8 +44,12 @@ def source_images(rng, nb_frames=12, nb_bins=9, nb_channels=2, nb_sources=3, sca
     spectrum = rng.gamma(2.0, 1.0, size=(1, nb_bins, nb_sources))
     activation = rng.gamma(1.5, 1.0, size=(nb_frames, 1, nb_sources))
     power = spectrum * activation
-    s = np.sqrt(power / 2) * (rng.standard_normal(power.shape) + 1j * rng.standard_normal(power.shape))
-    diffuse = np.sqrt(power[:, :, None, :] / 2) * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+    s = np.sqrt(power / 2) * (
+        rng.standard_normal(power.shape) + 1j * rng.standard_normal(power.shape)
+    )
+    diffuse = np.sqrt(power[:, :, None, :] / 2) * (
+        rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    )
     images = a[None] * s[:, :, None, :] + 0.1 * diffuse
     return scale / 10.0 * images
 

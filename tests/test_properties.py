@@ -128,7 +128,14 @@ def test_inputs_unchanged(problem, iterations, use_softmask):
 @given(seeds, st.integers(1, 4), st.integers(1, 4), dtypes, st.integers(1, 3))
 def test_expectation_maximization_finite_and_psd(seed, nb_channels, nb_sources, dtype, iterations):
     rng = np.random.default_rng(seed)
-    y0, x = random_em_problem(rng, nb_frames=max(8, 2 * nb_channels), nb_bins=3, nb_channels=nb_channels, nb_sources=nb_sources, dtype=dtype)
+    y0, x = random_em_problem(
+        rng,
+        nb_frames=max(8, 2 * nb_channels),
+        nb_bins=3,
+        nb_channels=nb_channels,
+        nb_sources=nb_sources,
+        dtype=dtype,
+    )
     y, v, R = norbert.expectation_maximization(y0, x, iterations=iterations)
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(v)) and np.all(np.isfinite(R))
     assert np.all(v >= 0)

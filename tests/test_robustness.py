@@ -373,12 +373,14 @@ MEMORY_SCRIPT = textwrap.dedent(
             huge((T, F, C, J), complex), huge((T, F, C), complex)),
         "get_local_gaussian_model": lambda: norbert.get_local_gaussian_model(
             huge((T, F, C), complex)),
-        "get_mix_model": lambda: norbert.get_mix_model(huge((T, F, J)), huge((F, C, C, J), complex)),
+        "get_mix_model": lambda: norbert.get_mix_model(
+            huge((T, F, J)), huge((F, C, C, J), complex)),
         "wiener_gain": lambda: norbert.wiener_gain(huge((T, F)), huge((F, C, C), complex),
                                                    huge((T, F, C, C), complex)),
         "apply_filter": lambda: norbert.apply_filter(huge((T, F, C), complex),
                                                      huge((T, F, C, C), complex)),
-        "residual_model": lambda: contrib.residual_model(huge((T, F, 1, J)), huge((T, F, C), complex)),
+        "residual_model": lambda: contrib.residual_model(
+            huge((T, F, 1, J)), huge((T, F, C), complex)),
         "smooth": lambda: contrib.smooth(huge((T, F, 1, J))),
         "reduce_interferences": lambda: contrib.reduce_interferences(huge((T, F, 1, J))),
         "compress_filter": lambda: contrib.compress_filter(huge((T, F, C, C))),
@@ -436,5 +438,6 @@ def test_stereo_spectrograms_are_checked_in_every_channel(bad, channel, iteratio
     x = np.ones((40, 30, 2), complex)
     v = np.ones((40, 30, 2, 2))
     v[3, 4, channel, 1] = bad
-    with pytest.raises(ValueError, match=r"v must be finite and non-negative.*\(3, 4, %d, 1\)" % channel):
+    pattern = rf"v must be finite and non-negative.*\(3, 4, {channel}, 1\)"
+    with pytest.raises(ValueError, match=pattern):
         norbert.wiener(v, x, iterations=iterations)
