@@ -680,3 +680,81 @@ def test_parameter_error_is_a_value_error():
     assert issubclass(norbert.ParameterError, ValueError)
     with pytest.raises(norbert.ParameterError):
         norbert.wiener(np.ones((2, 2, 1, 1)), np.ones((2, 2, 1), complex), iterations=-1)
+
+
+# ------------------------------------------------------- shared helpers of the facades
+def test_real_dtype():
+    from norbert._validation import real_dtype
+
+    assert real_dtype(np.complex64) == np.float32
+    assert real_dtype(np.dtype(np.complex128)) == np.float64
+
+
+@pytest.mark.parametrize(
+    "logit, expected", [(None, -1.0), (0.5, 0.5), (np.float32(0.25), 0.25), (np.int64(0), None)]
+)
+def test_check_logit(logit, expected):
+    from norbert._validation import ParameterError, check_logit
+
+    if expected is None:
+        with pytest.raises(ParameterError, match=r"^logit must be None or in \(0, 1\), got"):
+            check_logit(logit)
+    else:
+        assert check_logit(logit) == expected and type(check_logit(logit)) is float
+
+
+@pytest.mark.parametrize("logit", [True, np.True_, "0.5", [0.5], np.array(0.5), 0.5j])
+def test_check_logit_refuses_non_reals(logit):
+    from norbert._validation import check_logit
+
+    with pytest.raises(TypeError, match=r"^logit must be None or a float in \(0, 1\), got"):
+        check_logit(logit)
+
+
+def test_check_positive_int():
+    from norbert._validation import ParameterError, check_positive_int
+
+    assert check_positive_int(None, "n") is None
+    assert check_positive_int(np.int32(3), "n") == 3 and type(check_positive_int(3, "n")) is int
+    with pytest.raises(TypeError, match=r"^n must be None or a positive integer, got True$"):
+        check_positive_int(True, "n")
+    with pytest.raises(TypeError, match=r"^n must be a positive integer, got None$"):
+        check_positive_int(None, "n", allow_none=False)
+    with pytest.raises(TypeError, match=r"^n must be a positive integer, got 2\.0$"):
+        check_positive_int(2.0, "n", allow_none=False)
+    with pytest.raises(ParameterError, match=r"^n must be >= 1, got 0$"):
+        check_positive_int(0, "n")
+
+
+def test_raise_for_status_messages_and_offset():
+    from norbert._core import Status
+    from norbert._validation import raise_for_status
+
+    raise_for_status(Status.OK, "f", [("x", np.array([[np.nan]]), False)])  # OK: no scan
+    v = np.ones((3, 4, 1, 2))
+    v[2, 1, 0, 1] = -1.0
+    x = np.ones((3, 4, 1), complex)
+    x[1, 3, 0] = np.inf
+    arrays = [("x", x, False), ("v", v, True)]
+    with pytest.raises(ValueError) as info:
+        raise_for_status(Status.NOT_FINITE, "wiener", arrays)
+    assert str(info.value) == (
+        "wiener: x must be finite; found non-finite value (inf+0j) at index (1, 3, 0)"
+    )
+    with pytest.raises(ValueError) as info:
+        raise_for_status(Status.NEGATIVE, "softmask", arrays[1:], offset=(10, 100))
+    assert str(info.value) == (
+        "softmask: v must be finite and non-negative; found negative value -1.0 at index "
+        "(12, 101, 0, 1) (power spectrograms must be >= 0)"
+    )
+    with pytest.raises(ValueError, match=r"^f: the computation overflowed .*rescale x and v$"):
+        raise_for_status(Status.NOT_FINITE, "f", [("x", np.ones((2, 2)), False), ("v", None, True)])
+    with pytest.raises(RuntimeError, match=r"^f: internal error, kernel status BAD_SHAPE$"):
+        raise_for_status(Status.BAD_SHAPE, "f")
+
+
+def test_check_finite_of_a_1d_array_with_offset():
+    from norbert._validation import check_finite
+
+    with pytest.raises(ValueError, match=r"^smooth: v must be finite; .*nan at index \(7,\)$"):
+        check_finite(np.array([0.0, np.nan]), "v", "smooth", offset=(6, 0))

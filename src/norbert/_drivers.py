@@ -18,7 +18,7 @@ import numpy as np
 from norbert._core import Estimate, Status, _filter, _stats
 from norbert._core._common import scratch_size
 from norbert._core._mask import SLOPE
-from norbert._validation import ParameterError, allocate, raise_for_status
+from norbert._validation import allocate, check_positive_int, raise_for_status, real_dtype
 
 __all__ = ["EMState", "block_slices", "contiguous_block", "default_frames_per_block"]
 
@@ -33,13 +33,10 @@ def default_frames_per_block(nb_bins, nb_channels, nb_sources, itemsize):
 
 
 def check_frames_per_block(frames_per_block, nb_bins, nb_channels, nb_sources, itemsize):
+    frames_per_block = check_positive_int(frames_per_block, "frames_per_block")
     if frames_per_block is None:
         return default_frames_per_block(nb_bins, nb_channels, nb_sources, itemsize)
-    if isinstance(frames_per_block, bool) or not isinstance(frames_per_block, (int, np.integer)):
-        raise TypeError(f"frames_per_block must be None or a positive integer, got {frames_per_block!r}")
-    if frames_per_block < 1:
-        raise ParameterError(f"frames_per_block must be >= 1, got {frames_per_block}")
-    return int(frames_per_block)
+    return frames_per_block
 
 
 def block_slices(nb_frames, frames_per_block):
@@ -127,7 +124,7 @@ class EMState:
         T, F, C = x.shape
         self.x = x
         self.cdtype = np.dtype(cdtype)
-        self.rdtype = np.empty(0, self.cdtype).real.dtype
+        self.rdtype = real_dtype(self.cdtype)
         self.eps = float(eps)
         self.n_threads = n_threads
         self.fpb = frames_per_block

@@ -21,6 +21,7 @@ from norbert._validation import (
     allocate,
     check_finite,
     check_iterations,
+    check_logit,
     check_mixture,
     check_out,
     check_progress,
@@ -28,6 +29,7 @@ from norbert._validation import (
     check_spectrograms,
     complex_dtype_of,
     raise_for_status,
+    real_dtype,
     resolve_eps,
     resolve_workers,
 )
@@ -52,10 +54,6 @@ _REFERENCES = """
        with deep neural networks." IEEE/ACM Transactions on Audio, Speech, and Language
        Processing 24.9 (2016): 1652-1664.
 """
-
-
-def _real_dtype(cdtype):
-    return np.empty(0, cdtype).real.dtype
 
 
 def _mixture_scale(x, cdtype, n_threads=1):
@@ -136,13 +134,13 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     y = check_sources(y, x)
     iterations = check_iterations(iterations)
     check_progress(progress)
-    eps = resolve_eps(eps, _real_dtype(cdtype))
+    eps = resolve_eps(eps, real_dtype(cdtype))
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = y.shape[3]
     out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("y", y)],
                     what="expectation_maximization's y", n_threads=n_threads)
-    rdtype = _real_dtype(cdtype)
+    rdtype = real_dtype(cdtype)
     if verbose:
         print("Number of iterations: ", iterations)
     if iterations == 0:
@@ -221,7 +219,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     v = check_spectrograms(v, x)
     iterations = check_iterations(iterations)
     check_progress(progress)
-    eps = resolve_eps(eps, _real_dtype(cdtype))
+    eps = resolve_eps(eps, real_dtype(cdtype))
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = v.shape[3]
@@ -230,7 +228,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
     init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
-        state = EMState(x, J, cdtype, eps, n_threads, fpb, progress=progress, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
+        state = EMState(x, J, cdtype, eps, n_threads, fpb, progress=progress, P=np.empty((0, 0, 0), real_dtype(cdtype)))
         state.filter(init, 1.0, out, v=v, func="wiener")
         return out
     scale = 1.0 / _mixture_scale(x, cdtype, n_threads)
@@ -292,21 +290,17 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     """
     x, cdtype = check_mixture(x)
     v = check_spectrograms(v, x)
-    eps = resolve_eps(eps, _real_dtype(cdtype))
-    if logit is not None:
-        if isinstance(logit, bool) or not isinstance(logit, (int, float, np.floating, np.integer)):
-            raise TypeError(f"logit must be None or a float in (0, 1), got {logit!r}")
-        if not 0.0 < float(logit) < 1.0:
-            raise ParameterError(f"logit must be None or in (0, 1), got {logit!r}")
+    eps = resolve_eps(eps, real_dtype(cdtype))
+    logit = check_logit(logit)
     n_threads = resolve_workers(workers)
     T, F, C = x.shape
     J = v.shape[3]
     out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="softmask's y",
                     n_threads=n_threads)
     fpb = check_frames_per_block(None, F, C, J, np.dtype(cdtype).itemsize)
-    state = EMState(x, J, cdtype, eps, n_threads, fpb, P=np.empty((0, 0, 0), _real_dtype(cdtype)))
+    state = EMState(x, J, cdtype, eps, n_threads, fpb, P=np.empty((0, 0, 0), real_dtype(cdtype)))
     state.filter(Estimate.SOFTMASK, 1.0, out, v=v,
-                 logit=-1.0 if logit is None else float(logit), func="softmask")
+                 logit=logit, func="softmask")
     return out
 
 
@@ -378,7 +372,7 @@ def wiener_gain(v_j, R_j, inv_Cxx, *, workers=None):
             f"got {inv_Cxx.shape}"
         )
     cdtype = _common_complex(R_j, inv_Cxx)
-    rdtype = _real_dtype(cdtype)
+    rdtype = real_dtype(cdtype)
     G = allocate((T, F, C, C), cdtype, "wiener_gain's G")
     check_finite(v_j, "v_j", "wiener_gain", nonnegative=True)
     check_finite(R_j, "R_j", "wiener_gain")
@@ -487,7 +481,7 @@ def get_mix_model(v, R, *, workers=None):
     Cxx = allocate((T, F, C, C), cdtype, "get_mix_model's Cxx")
     check_finite(v, "v", "get_mix_model", nonnegative=True)
     check_finite(R, "R", "get_mix_model")
-    status = _filter.mix_model(np.ascontiguousarray(v, _real_dtype(cdtype)),
+    status = _filter.mix_model(np.ascontiguousarray(v, real_dtype(cdtype)),
                                np.ascontiguousarray(R, cdtype), Cxx, resolve_workers(workers))
     raise_for_status(status, "get_mix_model")
     return Cxx
@@ -528,7 +522,7 @@ def get_local_gaussian_model(y_j, eps=1.0, *, workers=None):
     ((10, 4), (4, 2, 2), (1+0j))
     """
     y_j, cdtype = check_mixture(y_j, name="y_j")
-    eps = resolve_eps(eps, _real_dtype(cdtype))
+    eps = resolve_eps(eps, real_dtype(cdtype))
     n_threads = resolve_workers(workers)
     T, F, C = y_j.shape
     fpb = check_frames_per_block(None, F, C, 1, np.dtype(cdtype).itemsize)

@@ -49,6 +49,8 @@ __all__ = [
     "check_spectrograms",
     "check_sources",
     "check_iterations",
+    "check_logit",
+    "check_positive_int",
     "check_out",
     "check_progress",
     "check_finite",
@@ -56,6 +58,7 @@ __all__ = [
     "resolve_eps",
     "resolve_workers",
     "raise_for_status",
+    "real_dtype",
 ]
 
 
@@ -104,6 +107,11 @@ def _check_ndim(a, ndim, name, shape_doc):
             f"{name} must be {ndim}-dimensional with shape {shape_doc}, "
             f"got {a.ndim} dimension(s) with shape {a.shape}"
         )
+
+
+def real_dtype(cdtype):
+    """The real dtype of the complex dtype cdtype (complex64 -> float32, ...)."""
+    return np.empty(0, cdtype).real.dtype
 
 
 def complex_dtype_of(a, name):
@@ -164,6 +172,33 @@ def check_iterations(iterations):
     if iterations < 0:
         raise ParameterError(f"iterations must be >= 0, got {iterations}")
     return int(iterations)
+
+
+def check_positive_int(value, name, *, allow_none=True):
+    """An integer >= 1 (Python or NumPy, not bool), as int; None passes when allowed."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        none = "None or " if allow_none else ""
+        raise TypeError(f"{name} must be {none}a positive integer, got {value!r}")
+    if value < 1:
+        raise ParameterError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_logit(logit):
+    """softmask's logit threshold as the kernels take it: None becomes -1.0 (no logit).
+
+    Only Python and NumPy reals (not bool) are accepted: anything else that float() would
+    convert (strings, Fractions, 0-d arrays) is more likely a mistake than a threshold.
+    """
+    if logit is None:
+        return -1.0
+    if isinstance(logit, bool) or not isinstance(logit, (int, float, np.integer, np.floating)):
+        raise TypeError(f"logit must be None or a float in (0, 1), got {logit!r}")
+    if not 0.0 < float(logit) < 1.0:
+        raise ParameterError(f"logit must be None or in (0, 1), got {logit!r}")
+    return float(logit)
 
 
 def resolve_eps(eps, dtype, name="eps"):
@@ -278,11 +313,13 @@ def _first_bad(a, negative_allowed):
     return None
 
 
-def check_finite(a, name, func, nonnegative=False):
+def check_finite(a, name, func, nonnegative=False, offset=(0, 0)):
     """Raise the NaN-policy ValueError if a has NaN/inf (or, if nonnegative, a value < 0).
 
     Scans by blocks of frames (axis 0), so a large input needs no full-size temporary.
-    Used by the functions whose kernels do not check their inputs as they go.
+    Used by the functions whose kernels do not check their inputs as they go, and by
+    raise_for_status to say where a kernel met the bad value. offset: (frame, bin) of
+    a[0, 0] in the whole track, added to the index reported (a Dask chunk's place).
     """
     if a.size == 0 or a.ndim == 0:
         return
@@ -292,33 +329,27 @@ def check_finite(a, name, func, nonnegative=False):
         negative = nonnegative and bool(np.isfinite(value))
         what = "negative" if negative else "non-finite"
         hint = " (power spectrograms must be >= 0)" if negative else ""
+        # zip stops at a 1-D array's one axis; where[len(offset):] then adds nothing
+        where = tuple(i + int(o) for i, o in zip(where, offset)) + where[len(offset):]
         raise ValueError(
             f"{func}: {name} must be finite{' and non-negative' if nonnegative else ''}; "
             f"found {what} value {value!r} at index {where}{hint}"
         )
 
 
-def raise_for_status(status, func, arrays=()):
+def raise_for_status(status, func, arrays=(), offset=(0, 0)):
     """Turn a kernel Status into an exception written for users.
 
     arrays: (name, array, is_spectrogram) checked, in the error path only, to say where the
-    problem is.
+    problem is; offset: (first frame, first bin) of those arrays within the whole track,
+    added to the index reported (the Dask driver passes its chunk's place).
     """
     if status == Status.OK:
         return
     if status in (Status.NOT_FINITE, Status.NEGATIVE):
         for name, a, is_spec in arrays:
-            if a is None:
-                continue
-            where = _first_bad(a, negative_allowed=not is_spec)
-            if where is not None:
-                value = a[where].item()
-                what = "negative" if is_spec and np.isfinite(value) else "non-finite"
-                hint = " (power spectrograms must be >= 0)" if what == "negative" else ""
-                raise ValueError(
-                    f"{func}: {name} must be finite{' and non-negative' if is_spec else ''}; "
-                    f"found {what} value {value!r} at index {where}{hint}"
-                )
+            if a is not None:
+                check_finite(a, name, func, nonnegative=is_spec, offset=offset)
         raise ValueError(
             f"{func}: the computation overflowed (inputs are finite but too large for "
             "the working precision); rescale x and v"
