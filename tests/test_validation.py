@@ -758,3 +758,27 @@ def test_check_finite_of_a_1d_array_with_offset():
 
     with pytest.raises(ValueError, match=r"^smooth: v must be finite; .*nan at index \(7,\)$"):
         check_finite(np.array([0.0, np.nan]), "v", "smooth", offset=(6, 0))
+
+
+@pytest.mark.parametrize("func", ["wiener", "softmask", "expectation_maximization"])
+def test_several_problems_report_the_first_in_one_order(func):
+    """x, v or y, iterations, progress, eps, logit, workers, out, frames_per_block: the
+    first bad argument in that order is the one reported, by all three functions."""
+    kw = valid_inputs(func)
+    bad = {"eps": -1.0, "workers": 0, "out": np.empty(1), "frames_per_block": 0}
+    if func == "softmask":
+        del bad["frames_per_block"]  # softmask takes no frames_per_block
+        bad["logit"] = 2.0
+    else:
+        bad.update(iterations=-1, progress=3)
+    order = ["iterations", "progress", "eps", "logit", "workers", "out", "frames_per_block"]
+    for arg in [a for a in order if a in bad]:
+        with pytest.raises((TypeError, ValueError), match=_named(arg)):
+            FUNCTIONS[func](**kw, **bad)
+        del bad[arg]
+
+
+def test_expectation_maximization_checks_frames_per_block_without_iterations():
+    kw = valid_inputs("expectation_maximization")
+    with pytest.raises(ValueError, match=r"^frames_per_block must be >= 1, got 0$"):
+        norbert.expectation_maximization(**kw, iterations=0, frames_per_block=0)

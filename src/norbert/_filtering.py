@@ -70,6 +70,33 @@ def _mixture_scale(x, cdtype, n_threads=1):
     return max(1.0, float(np.sqrt(m)) / 10.0)
 
 
+def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logit=None,
+                workers=None, out=None, frames_per_block=None):
+    """The arguments of wiener, softmask (sources ("v", v)) or expectation_maximization
+    (("y", y)), checked.
+
+    One order for all three, so a call with several problems reports the same one
+    whichever function it is: x, v or y, iterations, progress, eps, logit, workers, out
+    (allocated here when None), frames_per_block. The defaults are the valid values of
+    the arguments a function does not take.
+    Returns x, v or y, cdtype, iterations, eps, logit (-1.0 for none), n_threads, out, fpb.
+    """
+    x, cdtype = check_mixture(x)
+    name, a = sources
+    sources = (name, check_spectrograms(a, x) if name == "v" else check_sources(a, x))
+    iterations = check_iterations(iterations)
+    check_progress(progress)
+    eps = resolve_eps(eps, real_dtype(cdtype))
+    logit = check_logit(logit)
+    n_threads = resolve_workers(workers)
+    T, F, C = x.shape
+    J = sources[1].shape[3]
+    out = check_out(out, (T, F, C, J), cdtype, [("x", x), sources], what=f"{func}'s y",
+                    n_threads=n_threads)
+    fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
+    return x, sources[1], cdtype, iterations, eps, logit, n_threads, out, fpb
+
+
 def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers=None,
                              out=None, progress=None, frames_per_block=None):
     """Expectation maximization algorithm, for refining source separation estimates.
@@ -130,17 +157,10 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     >>> y.shape, v.shape, R.shape
     ((20, 5, 2, 3), (20, 5, 3), (5, 2, 2, 3))
     """
-    x, cdtype = check_mixture(x)
-    y = check_sources(y, x)
-    iterations = check_iterations(iterations)
-    check_progress(progress)
-    eps = resolve_eps(eps, real_dtype(cdtype))
-    n_threads = resolve_workers(workers)
-    T, F, C = x.shape
-    J = y.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("y", y)],
-                    what="expectation_maximization's y", n_threads=n_threads)
-    rdtype = real_dtype(cdtype)
+    x, y, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
+        "expectation_maximization", x, ("y", y), iterations=iterations, progress=progress, eps=eps,
+        workers=workers, out=out, frames_per_block=frames_per_block)
+    T, F, C, J = out.shape
     if verbose:
         print("Number of iterations: ", iterations)
     if iterations == 0:
@@ -148,8 +168,7 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         check_finite(y, "y", "expectation_maximization")
         check_finite(x, "x", "expectation_maximization")
         out[...] = y
-        return out, np.zeros((T, F, J), rdtype), np.zeros((F, C, C, J), cdtype)
-    fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
+        return out, np.zeros((T, F, J), real_dtype(cdtype)), np.zeros((F, C, C, J), cdtype)
     state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
                    progress=progress, func="expectation_maximization")
     if verbose:
@@ -215,20 +234,13 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     >>> bool(np.allclose(y.sum(axis=-1), x))
     True
     """
-    x, cdtype = check_mixture(x)
-    v = check_spectrograms(v, x)
-    iterations = check_iterations(iterations)
-    check_progress(progress)
-    eps = resolve_eps(eps, real_dtype(cdtype))
-    n_threads = resolve_workers(workers)
-    T, F, C = x.shape
-    J = v.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="wiener's y",
-                    n_threads=n_threads)
-    fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
+    x, v, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
+        "wiener", x, ("v", v), iterations=iterations, progress=progress, eps=eps, workers=workers,
+        out=out, frames_per_block=frames_per_block)
     init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
-        state = EMState(x, J, cdtype, eps, n_threads, fpb, progress=progress, P=np.empty((0, 0, 0), real_dtype(cdtype)))
+        state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, progress=progress,
+                        P=np.empty((0, 0, 0), real_dtype(cdtype)))
         state.filter(init, 1.0, out, v=v, func="wiener")
         return out
     scale = 1.0 / _mixture_scale(x, cdtype, n_threads)
@@ -288,19 +300,11 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     >>> y.dtype, float(y[0, 0, 0, 0].real)
     (dtype('complex64'), 0.75)
     """
-    x, cdtype = check_mixture(x)
-    v = check_spectrograms(v, x)
-    eps = resolve_eps(eps, real_dtype(cdtype))
-    logit = check_logit(logit)
-    n_threads = resolve_workers(workers)
-    T, F, C = x.shape
-    J = v.shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), ("v", v)], what="softmask's y",
-                    n_threads=n_threads)
-    fpb = check_frames_per_block(None, F, C, J, np.dtype(cdtype).itemsize)
-    state = EMState(x, J, cdtype, eps, n_threads, fpb, P=np.empty((0, 0, 0), real_dtype(cdtype)))
-    state.filter(Estimate.SOFTMASK, 1.0, out, v=v,
-                 logit=logit, func="softmask")
+    x, v, cdtype, _, eps, logit, n_threads, out, fpb = _check_call(
+        "softmask", x, ("v", v), eps=eps, logit=logit, workers=workers, out=out)
+    state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb,
+                    P=np.empty((0, 0, 0), real_dtype(cdtype)))
+    state.filter(Estimate.SOFTMASK, 1.0, out, v=v, logit=logit, func="softmask")
     return out
 
 
