@@ -52,6 +52,29 @@ def test_softmask_explicit_eps(rng, eps):
     assert rel_err(reference.softmask(v, x, eps=eps), reference.softmask(v, x)) > 1e-6
 
 
+@pytest.mark.parametrize("call", ["softmask", "wiener-0-iterations"])
+def test_single_filter_pass_allocates_no_em_statistics(rng, monkeypatch, call):
+    """softmask and wiener(iterations=0) run one filter pass: no PSDs, R or R sums."""
+    import norbert._filtering
+    from norbert._drivers import EMState
+
+    states = []
+
+    class Recorded(EMState):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            states.append(self)
+
+    monkeypatch.setattr(norbert._filtering, "EMState", Recorded)
+    v, x = random_problem(rng, nb_channels=2, nb_sources=3)
+    if call == "softmask":
+        assert_close(norbert.softmask(v, x), reference.softmask(v, x), 1e-10)
+    else:
+        assert_close(norbert.wiener(v, x, 0), reference.wiener(v, x, 0), 1e-10)
+    (state,) = states
+    assert state.P.size == state.R.size == state.Rnum.size == state.weight.size == 0
+
+
 # -------------------------------------------------------------------- wiener
 @pytest.mark.parametrize("dtype, rtol", DTYPES)
 @pytest.mark.parametrize("nb_channels, mono_v", [(1, False), (2, False), (2, True), (3, True)])

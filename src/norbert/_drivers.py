@@ -117,10 +117,13 @@ class EMState:
     frames_per_block : int
     P : np.ndarray [shape=(nb_frames, nb_bins, nb_sources)] or None
         storage for the PSDs (allocated when None).
+    filter_only : bool
+        the state only serves SOFTMASK or PHASE filter passes, which read neither PSDs nor
+        R: neither is allocated (and P is ignored).
     """
 
     def __init__(self, x, nb_sources, cdtype, eps, n_threads, frames_per_block,
-                 progress=None, total_passes=1, P=None):
+                 progress=None, total_passes=1, P=None, filter_only=False):
         T, F, C = x.shape
         self.x = x
         self.cdtype = np.dtype(cdtype)
@@ -129,13 +132,17 @@ class EMState:
         self.n_threads = n_threads
         self.fpb = frames_per_block
         self.J = nb_sources
-        if P is None:
+        if filter_only:
+            P = np.empty((0, 0, 0), self.rdtype)
+        elif P is None:
             buffer = allocate((T * nb_sources * F,), self.rdtype, "the PSDs", n_threads)
             P = psd_storage(T, F, nb_sources, self.rdtype, buffer)
         self.P = P
-        self.Rnum = np.zeros((F, nb_sources, C, C, 2))
-        self.weight = np.zeros((F, nb_sources))
-        self.R = np.zeros((F, nb_sources, C, C, 2))
+        # the filter kernel checks R's shape only in MODEL mode, so 0 bins do there
+        R_bins = 0 if filter_only else F
+        self.Rnum = np.zeros((R_bins, nb_sources, C, C, 2))
+        self.weight = np.zeros((R_bins, nb_sources))
+        self.R = np.zeros((R_bins, nb_sources, C, C, 2))
         self.work = make_work(n_threads, C, nb_sources)
         self._no_v = np.empty((0, 0, 0, 0), self.rdtype)
         self._no_y = np.empty((0, 0, 0, 0), self.cdtype)

@@ -240,7 +240,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
         state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, progress=progress,
-                        P=np.empty((0, 0, 0), real_dtype(cdtype)))
+                        filter_only=True)
         state.filter(init, 1.0, out, v=v, func="wiener")
         return out
     scale = 1.0 / _mixture_scale(x, cdtype, n_threads)
@@ -302,8 +302,7 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     """
     x, v, cdtype, _, eps, logit, n_threads, out, fpb = _check_call(
         "softmask", x, ("v", v), eps=eps, logit=logit, workers=workers, out=out)
-    state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb,
-                    P=np.empty((0, 0, 0), real_dtype(cdtype)))
+    state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, filter_only=True)
     state.filter(Estimate.SOFTMASK, 1.0, out, v=v, logit=logit, func="softmask")
     return out
 
