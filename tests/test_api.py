@@ -37,7 +37,9 @@ def _em_parameters(rng, nb_channels, nb_sources, dtype, nb_frames=10, nb_bins=6)
 @pytest.mark.parametrize("nb_channels, nb_sources", [(1, 1), (2, 3), (5, 2)])
 @pytest.mark.parametrize("logit", [None, 0.4])
 def test_softmask_matches_reference(rng, dtype, rtol, mono_v, nb_channels, nb_sources, logit):
-    v, x = random_problem(rng, nb_channels=nb_channels, nb_sources=nb_sources, mono_v=mono_v, dtype=dtype)
+    v, x = random_problem(
+        rng, nb_channels=nb_channels, nb_sources=nb_sources, mono_v=mono_v, dtype=dtype
+    )
     y = norbert.softmask(v, x, logit=logit)
     assert y.dtype == dtype
     assert y.shape == x.shape + (nb_sources,)
@@ -91,7 +93,10 @@ def test_wiener_matches_reference(rng, dtype, rtol, nb_channels, mono_v, iterati
 @pytest.mark.parametrize("nb_channels", ALL_CHANNELS)
 @pytest.mark.parametrize("dtype, rtol", DTYPES)
 def test_wiener_all_channel_counts(rng, nb_channels, dtype, rtol):
-    v, x = random_problem(rng, nb_frames=_frames(nb_channels), nb_bins=5, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+    v, x = random_problem(
+        rng, nb_frames=_frames(nb_channels), nb_bins=5, nb_channels=nb_channels, nb_sources=3,
+        dtype=dtype,
+    )
     y = norbert.wiener(v, x, iterations=2)
     assert y.dtype == dtype
     assert_close(y, reference.wiener(v, x, iterations=2), rtol)
@@ -183,7 +188,9 @@ def test_expectation_maximization_matches_reference(rng, dtype, rtol, nb_channel
 
 @pytest.mark.parametrize("nb_channels", ALL_CHANNELS)
 def test_expectation_maximization_all_channel_counts(rng, nb_channels):
-    y0, x = random_em_problem(rng, nb_frames=_frames(nb_channels), nb_bins=4, nb_channels=nb_channels, nb_sources=2)
+    y0, x = random_em_problem(
+        rng, nb_frames=_frames(nb_channels), nb_bins=4, nb_channels=nb_channels, nb_sources=2
+    )
     _check_em(y0, x, 2, 1e-10, np.complex128)
 
 
@@ -310,7 +317,8 @@ def test_gain_and_filter_compose_to_one_em_step(rng, nb_channels):
 @pytest.mark.parametrize("thresh, slope", [(0.6, 15), (0.3, 5)])
 def test_compress_filter_multichannel(rng, nb_channels, real, thresh, slope):
     shape = (6, 5, nb_channels, nb_channels)
-    W = 0.5 * rng.standard_normal(shape) / nb_channels + np.eye(nb_channels) * rng.uniform(0, 1, shape[:2] + (1, 1)) / nb_channels
+    noise = 0.5 * rng.standard_normal(shape) / nb_channels
+    W = noise + np.eye(nb_channels) * rng.uniform(0, 1, shape[:2] + (1, 1)) / nb_channels
     if not real:
         W = W + 0.1j * rng.standard_normal(shape)
     out = norbert.contrib.compress_filter(W, thresh=thresh, slope=slope)
@@ -319,7 +327,8 @@ def test_compress_filter_multichannel(rng, nb_channels, real, thresh, slope):
     assert_close(out, expected, 1e-10)
     if real:  # the formula, written out once more for real filters
         tr = np.trace(W, axis1=-2, axis2=-1)
-        formula = W / (1 + np.exp(-slope * (tr - thresh)))[..., None, None] / (np.finfo(float).eps + tr)[..., None, None]
+        formula = W / (1 + np.exp(-slope * (tr - thresh)))[..., None, None]
+        formula /= (np.finfo(float).eps + tr)[..., None, None]
         assert_close(out, formula, 1e-12)
 
 
@@ -335,7 +344,8 @@ def test_compress_filter_single_channel(rng, thresh, slope, dtype, rtol):
 @pytest.mark.parametrize(
     "shape, width, temporal",
     [((20,), 1, False), ((20,), 2, False), ((15, 9), 1, False), ((15, 9), 3, False),
-     ((15, 9, 2, 3), 1, False), ((15, 9, 2, 3), 2, False), ((15, 9, 2, 3), 1, True), ((15, 9, 2, 3), 3, True),
+     ((15, 9, 2, 3), 1, False), ((15, 9, 2, 3), 2, False), ((15, 9, 2, 3), 1, True),
+     ((15, 9, 2, 3), 3, True),
      ((15, 9), 2, True)],
 )
 def test_smooth_matches_reference(rng, shape, width, temporal):
@@ -370,7 +380,8 @@ def test_reduce_interferences_honours_thresh_and_slope(rng):
     assert rel_err(norbert.contrib.reduce_interferences(v, thresh=0.3), default) > 1e-3
     assert rel_err(norbert.contrib.reduce_interferences(v, slope=3), default) > 1e-3
     # a higher threshold removes more, everywhere; a steep slope binarises
-    assert np.all(norbert.contrib.reduce_interferences(v, thresh=0.8) <= norbert.contrib.reduce_interferences(v, thresh=0.3))
+    reduce_interferences = norbert.contrib.reduce_interferences
+    assert np.all(reduce_interferences(v, thresh=0.8) <= reduce_interferences(v, thresh=0.3))
     steep = norbert.contrib.reduce_interferences(v, thresh=0.5, slope=1000) / v
     assert np.mean((steep < 1e-6) | (steep > 1 - 1e-6)) > 0.95
 
@@ -408,13 +419,15 @@ def test_contrib_reexported_at_top_level():
 def _inputs(name, rng):
     """(function, reference function, args, kwargs) for every public function."""
     if name in ("wiener", "softmask", "residual_model"):
-        v, x = random_problem(rng, nb_channels=2, nb_sources=3, scale=100.0)  # max|x| > 10: rescaling
+        # max|x| > 10: wiener rescales
+        v, x = random_problem(rng, nb_channels=2, nb_sources=3, scale=100.0)
         kwargs = {"iterations": 2} if name == "wiener" else {}
         args = (v, x)
     elif name == "expectation_maximization":
         args, kwargs = random_em_problem(rng, nb_channels=3, nb_sources=2), {"iterations": 2}
     elif name == "get_local_gaussian_model":
-        args, kwargs = (np.ascontiguousarray(random_em_problem(rng, nb_channels=2, nb_sources=1)[0][..., 0]),), {}
+        y0 = random_em_problem(rng, nb_channels=2, nb_sources=1)[0]
+        args, kwargs = (np.ascontiguousarray(y0[..., 0]),), {}
     elif name == "get_mix_model":
         args, kwargs = _em_parameters(rng, 3, 2, np.complex128), {}
     elif name == "wiener_gain":
@@ -436,7 +449,8 @@ def _inputs(name, rng):
 
 PUBLIC = [
     "wiener", "expectation_maximization", "softmask", "get_local_gaussian_model", "get_mix_model",
-    "wiener_gain", "apply_filter", "residual_model", "smooth", "reduce_interferences", "compress_filter",
+    "wiener_gain", "apply_filter", "residual_model", "smooth", "reduce_interferences",
+    "compress_filter",
 ]
 
 

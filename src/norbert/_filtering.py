@@ -2,14 +2,11 @@
 
 import numpy as np
 
-from norbert._core import Estimate, Status, _filter, _stats
-from norbert._core._mask import SLOPE
+from norbert._core import Estimate, Status, _filter
 from norbert._drivers import (
     EMState,
     check_frames_per_block,
     contiguous_block,
-    covariance_to_user,
-    make_work,
     psd_in_output,
     psd_to_user,
     run_em,
@@ -27,7 +24,6 @@ from norbert._validation import (
     check_progress,
     check_sources,
     check_spectrograms,
-    complex_dtype_of,
     raise_for_status,
     real_dtype,
     resolve_eps,
@@ -172,7 +168,7 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
                    progress=progress, func="expectation_maximization")
     if verbose:
-        print("EM done (%d iterations)" % iterations)
+        print(f"EM done ({iterations} iterations)")
     return out, psd_to_user(state.P), state.covariance()
 
 
