@@ -91,6 +91,29 @@ def test_version_and_usage():
     assert "refine" in result.stderr and "demo" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "module, absent",
+    [
+        ("norbert", ["norbert.cli", "norbert._demo", "norbert._signal", "scipy"]),
+        ("norbert.cli", ["norbert._demo", "scipy"]),
+        ("norbert._demo", ["norbert.cli"]),
+    ],
+)
+def test_imports_stay_lazy_and_one_way(module, absent):
+    """The CLI and the demo share norbert._signal, not each other; scipy waits for an STFT."""
+    code = f"import sys, {module}; print([m for m in {absent!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_cli_reexports_the_signal_path():
+    from norbert import _signal, cli
+
+    for name in ("FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "make_stft", "stft"):
+        assert name in cli.__all__ and getattr(cli, name) is getattr(_signal, name)
+
+
 def test_demo_prints_its_table_and_em_beats_softmask(tmp_path):
     try:
         import matplotlib  # noqa: F401

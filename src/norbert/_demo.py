@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import istft, make_stft, stft
+from ._signal import PRECISIONS, filter_stft, istft, make_stft, stft
 
 __all__ = ["Example", "bss_eval_sdr", "make_example", "run_demo", "sdr"]
 
@@ -450,8 +450,6 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
     """
     import norbert
 
-    from .cli import filter_stft
-
     out = sys.stdout if file is None else file
     if plot:  # fail before the work, not after it
         try:
@@ -463,7 +461,7 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
             )
             return 1
     seed = DEFAULT_SEED if seed is None else seed
-    dtype = {"float32": np.complex64, "float64": np.complex128}[precision]
+    dtype = PRECISIONS[precision]
 
     start = time.perf_counter()
     example = make_example(seed=seed)

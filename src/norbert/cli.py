@@ -11,30 +11,13 @@
 problem, and no output file left behind; 1 when an optional dependency is
 missing or writing fails.
 
-Only numpy, scipy and norbert are imported up front. ``refine`` needs the
-``[cli]`` extra (``soundfile`` to read and write audio, ``tqdm`` for progress
-bars), ``demo --plot`` the ``[plot]`` extra (matplotlib); each is imported
-when it is used, with a message naming the extra when it is missing.
-
-Levels
-------
-The filter's regularisation ``sqrt(eps) I`` is absolute, not relative to the
-signal, and ``eps`` defaults to the machine epsilon of the working precision:
-fed a magnitude-normalised complex64 STFT (``|x| ~ 1e-4``) it dominates the
-mixture covariance and every source collapses toward silence. So
-:func:`filter_stft`
-
-* scales the mixture and estimate spectrograms to ``max|x| = FILTER_PEAK = 10``
-  before filtering and back afterwards: the level ``wiener`` was designed for
-  (it divides louder mixtures down to it), whatever the file's level or the
-  STFT's normalisation;
-* passes ``eps`` = float64's machine epsilon in both precisions. The kernels
-  compute in double and only store in complex64, so float32's eps
-  (``sqrt(eps) = 3.5e-4`` against a peak ``|x|^2 = 100``) would throw away
-  every bin more than ~55 dB below the loudest: measured on the test example,
-  the EM's sources then sum to the mixture only within 3.4 % (norm) and lose
-  0.1-0.3 dB SDR, while with float64's eps complex64 gives the float64 result
-  (within 1e-4, same SDR) at half the memory.
+Only numpy and norbert are imported up front, scipy when a command needs it.
+``refine`` needs the ``[cli]`` extra (``soundfile`` to read and write audio,
+``tqdm`` for progress bars), ``demo --plot`` the ``[plot]`` extra (matplotlib);
+each is imported when it is used, with a message naming the extra when it is
+missing. The STFT, its inverse and the level handling that ``refine`` and
+``demo`` share live in :mod:`norbert._signal`; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -48,18 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "main", "make_stft", "stft"]
+from ._signal import FILTER_EPS, FILTER_PEAK, PRECISIONS, filter_stft, istft, make_stft, stft
 
-#: Peak magnitude of the mixture STFT handed to ``norbert.wiener`` (see "Levels" above).
-FILTER_PEAK = 10.0
-#: ``eps`` handed to ``norbert.wiener`` in both precisions (see "Levels" above).
-FILTER_EPS = float(np.finfo(np.float64).eps)
+__all__ = ["FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "main", "make_stft", "stft"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-_PRECISIONS = {"float32": np.complex64, "float64": np.complex128}
 
 
 class CommandError(Exception):
@@ -94,174 +72,6 @@ def _one_line(err):
     """An exception's message on one line (libsndfile's can span several)."""
     text = getattr(err, "error_string", None) or str(err) or type(err).__name__
     return " ".join(str(text).split())
-
-
-# --------------------------------------------------------------------------
-# signal path, shared by ``refine`` and ``demo``
-
-
-def make_stft(n_fft, hop):
-    """Hann-windowed ``scipy.signal.ShortTimeFFT`` (unscaled, one-sided).
-
-    Parameters
-    ----------
-    n_fft : int
-        Window and FFT length in samples.
-    hop : int
-        Hop size in samples.
-
-    Returns
-    -------
-    sft : scipy.signal.ShortTimeFFT
-
-    Raises
-    ------
-    ValueError
-        If the window and hop do not give an invertible transform.
-
-    Examples
-    --------
-    >>> make_stft(512, 128).f_pts
-    257
-    """
-    from scipy.signal import ShortTimeFFT
-    from scipy.signal.windows import hann
-
-    sft = ShortTimeFFT(hann(n_fft, sym=False), hop=hop, fs=1.0)
-    sft.dual_win  # noqa: B018 -- raises ValueError here if the STFT is not invertible
-    return sft
-
-
-def stft(sft, audio, dtype=np.complex128, block_frames=512, progress=None):
-    """STFT of a multichannel signal, in norbert's layout.
-
-    Parameters
-    ----------
-    sft : scipy.signal.ShortTimeFFT
-    audio : np.ndarray [shape=(nb_samples, nb_channels)]
-    dtype : numpy dtype
-        Complex dtype of the result (complex64 halves the memory).
-    block_frames : int
-        Frames transformed at a time: bounds scipy's complex128 temporaries.
-    progress : callable or None
-        ``progress(n)`` after each block of ``n`` frames.
-
-    Returns
-    -------
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
-        Frames from ``sft.p_min`` to ``sft.p_max(nb_samples)``, which
-        :func:`istft` inverts exactly.
-    """
-    nb_samples, nb_channels = audio.shape
-    signal = np.ascontiguousarray(audio.T)
-    p_min = sft.p_min
-    nb_frames = sft.p_max(nb_samples) - p_min
-    x = np.empty((nb_frames, sft.f_pts, nb_channels), dtype=dtype)
-    for k0 in range(0, nb_frames, block_frames):
-        k1 = min(k0 + block_frames, nb_frames)
-        x[k0:k1] = sft.stft(signal, p_min + k0, p_min + k1).transpose(2, 1, 0)
-        if progress is not None:
-            progress(k1 - k0)
-    return x
-
-
-def istft(sft, y, nb_samples):
-    """Inverse of :func:`stft`.
-
-    Parameters
-    ----------
-    sft : scipy.signal.ShortTimeFFT
-    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
-    nb_samples : int
-        Length of the signal to return.
-
-    Returns
-    -------
-    audio : np.ndarray [shape=(nb_samples, nb_channels)]
-    """
-    return sft.istft(y, k1=nb_samples, f_axis=1, t_axis=0).T
-
-
-def _peak(x, block_frames=512):
-    """max |x| without a full-size temporary."""
-    return max(
-        (float(np.abs(x[k : k + block_frames]).max()) for k in range(0, len(x), block_frames)),
-        default=0.0,
-    )
-
-
-def filter_stft(
-    x,
-    v,
-    *,
-    iterations=1,
-    use_softmask=True,
-    residual=False,
-    autoscale=False,
-    alpha=1.0,
-    workers=None,
-    progress=None,
-    overwrite_input=False,
-):
-    """Run ``norbert.wiener`` at the level the filter was designed for.
-
-    The mixture and the source spectrograms are scaled so that
-    ``max|x| = FILTER_PEAK`` (``v`` by that factor to the power ``alpha``),
-    filtered with the regularisation of float64 (``eps = 2.2e-16``) and the
-    result is scaled back: see "Levels" in this module's docstring for why.
-
-    Parameters
-    ----------
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
-        Complex mixture STFT, complex64 or complex128 (the working precision).
-    v : np.ndarray [shape=(nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
-        Source spectrograms, ``|estimate STFT|^alpha`` on the scale of ``x``.
-    iterations : int
-        EM iterations of ``norbert.wiener`` (0: softmask only).
-    use_softmask : bool
-        Initialise with a ratio mask (True) or with ``v`` and the mixture's phase.
-    residual : bool
-        Append a residual source (``norbert.contrib.residual_model``).
-    autoscale : bool
-        Let the residual model rescale the sources first.
-    alpha : float
-        Exponent that ``v`` carries.
-    workers : int or None
-        Threads for the filter (None: all cores).
-    progress : callable or None
-        Passed to ``norbert.wiener``: ``progress(completed, total)``.
-    overwrite_input : bool
-        Scale ``x`` and ``v`` in place instead of copying them (saves a copy
-        of each; ``v`` must then already have ``x``'s real dtype). They are
-        left scaled.
-
-    Returns
-    -------
-    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources (+ 1))]
-        Source STFTs on the scale of ``x``, in ``x``'s dtype.
-    """
-    import norbert
-
-    real = np.finfo(x.dtype).dtype
-    nb_sources = v.shape[-1] + bool(residual)
-    peak = _peak(x)
-    if peak == 0.0:  # a silent mixture has silent sources; the filter would only see eps
-        return np.zeros(x.shape + (nb_sources,), dtype=x.dtype)
-    scale = FILTER_PEAK / peak
-    if overwrite_input and v.dtype == real:
-        xs, vs = x, v
-        xs *= real.type(scale)
-        vs *= real.type(scale**alpha)
-    else:
-        xs = np.multiply(x, real.type(scale), dtype=x.dtype)
-        vs = np.multiply(v, real.type(scale**alpha), dtype=real)
-    if residual:
-        vs = norbert.contrib.residual_model(vs, xs, alpha=alpha, autoscale=autoscale)
-    y = norbert.wiener(
-        vs, xs, iterations, use_softmask, eps=FILTER_EPS, workers=workers, progress=progress
-    )
-    y /= real.type(scale)
-    return y
 
 
 # --------------------------------------------------------------------------
@@ -499,7 +309,7 @@ def _check_inputs(sf, args):
 def _cmd_refine(args):
     sf = _require("soundfile", "cli", "norbert refine")
     sft, mix, infos, subtype, names = _check_inputs(sf, args)
-    dtype = _PRECISIONS[args.precision]
+    dtype = PRECISIONS[args.precision]
     real = np.finfo(dtype).dtype
     bars = _Progress(enabled=not args.quiet and sys.stderr.isatty())
 
@@ -737,7 +547,7 @@ def build_parser():
     )
     refine.add_argument(
         "--precision",
-        choices=sorted(_PRECISIONS),
+        choices=sorted(PRECISIONS),
         default="float32",
         help="working precision; float32 halves the memory (default: %(default)s)",
     )
@@ -813,7 +623,7 @@ def build_parser():
     )
     demo.add_argument(
         "--precision",
-        choices=sorted(_PRECISIONS),
+        choices=sorted(PRECISIONS),
         default="float32",
         help="working precision (default: %(default)s)",
     )
