@@ -114,6 +114,14 @@ def test_cli_reexports_the_signal_path():
         assert name in cli.__all__ and getattr(cli, name) is getattr(_signal, name)
 
 
+@pytest.mark.parametrize("command", [["info"], ["demo"], ["refine", "mix.wav", "a.wav", "-o", "o"]])
+def test_every_command_rejects_zero_workers(command, capsys):
+    from norbert.cli import main
+
+    assert main([*command, "--workers", "0"]) == 2
+    assert "argument --workers: 0 threads" in capsys.readouterr().err
+
+
 def test_demo_prints_its_table_and_em_beats_softmask(tmp_path):
     try:
         import matplotlib  # noqa: F401

@@ -456,6 +456,19 @@ def _workers(text):
     return value
 
 
+def _add_shared_options(parser, workers_help, precision_help=None):
+    """Add ``--precision`` (when given its help text) and ``--workers`` to a command.
+
+    Each command words the help for itself (``info`` only reports a thread count);
+    the choices, defaults and checks are the same everywhere.
+    """
+    if precision_help is not None:
+        parser.add_argument(
+            "--precision", choices=sorted(PRECISIONS), default="float32", help=precision_help
+        )
+    parser.add_argument("--workers", type=_workers, default=None, metavar="N", help=workers_help)
+
+
 def build_parser():
     """The ``norbert`` argument parser (``refine``, ``info``, ``demo``).
 
@@ -545,18 +558,10 @@ def build_parser():
         action="store_true",
         help="with --residual: rescale the estimates to the mixture first",
     )
-    refine.add_argument(
-        "--precision",
-        choices=sorted(PRECISIONS),
-        default="float32",
-        help="working precision; float32 halves the memory (default: %(default)s)",
-    )
-    refine.add_argument(
-        "--workers",
-        type=_workers,
-        default=None,
-        metavar="N",
-        help="threads for the filter (default: all cores, or OMP_NUM_THREADS)",
+    _add_shared_options(
+        refine,
+        workers_help="threads for the filter (default: all cores, or OMP_NUM_THREADS)",
+        precision_help="working precision; float32 halves the memory (default: %(default)s)",
     )
     refine.add_argument(
         "--subtype",
@@ -581,13 +586,7 @@ def build_parser():
         description="Print norbert's version, whether it was built with OpenMP, the "
         "number of threads it will use, and the versions of its dependencies.",
     )
-    info.add_argument(
-        "--workers",
-        type=_workers,
-        default=None,
-        metavar="N",
-        help="report the thread count for this --workers value",
-    )
+    _add_shared_options(info, workers_help="report the thread count for this --workers value")
     info.set_defaults(func=_cmd_info)
 
     demo = commands.add_parser(
@@ -621,18 +620,10 @@ def build_parser():
         default=None,
         help="seed of the synthetic example (default: the built-in one)",
     )
-    demo.add_argument(
-        "--precision",
-        choices=sorted(PRECISIONS),
-        default="float32",
-        help="working precision (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--workers",
-        type=_workers,
-        default=None,
-        metavar="N",
-        help="threads for the filter (default: all cores)",
+    _add_shared_options(
+        demo,
+        workers_help="threads for the filter (default: all cores)",
+        precision_help="working precision (default: %(default)s)",
     )
     demo.set_defaults(func=_cmd_demo)
     return parser
