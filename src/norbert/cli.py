@@ -119,11 +119,6 @@ class _Progress:
             yield progress
 
 
-@contextlib.contextmanager
-def _no_bar():
-    yield None
-
-
 class _AtomicOutputs:
     """Write each output to a hidden temporary beside it; rename them all at the end.
 
@@ -231,8 +226,6 @@ def _check_inputs(sf, args):
         raise CommandError(f"--iterations must be >= 0, got {args.iterations}")
     if not args.alpha > 0:
         raise CommandError(f"--alpha must be > 0, got {args.alpha}")
-    if args.workers is not None and args.workers == 0:
-        raise CommandError("--workers must be a positive number of threads, or -1 for all cores")
     if args.autoscale and not args.residual:
         raise CommandError(
             "--autoscale rescales the estimates for the residual model: add --residual"
@@ -328,8 +321,9 @@ def _cmd_refine(args):
             v[..., j] = magnitude if args.alpha == 1 else magnitude**args.alpha
             del estimate, magnitude
 
-    # the EM reports its passes over the frames; a plain softmask has none to report
-    passes = bars.callback("Wiener filter", unit="frame") if args.iterations else _no_bar()
+    passes = contextlib.nullcontext()  # a plain softmask has no EM passes to report
+    if args.iterations:
+        passes = bars.callback("Wiener filter", unit="frame")
     with passes as progress:
         y = filter_stft(
             x,
@@ -655,7 +649,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors (status 2)
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+        return exit_.code
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
