@@ -432,8 +432,8 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
         Write the mixture, references, estimates and each method's sources
         as 32-bit float WAV files here.
     plot : bool
-        Save a PNG figure (needs matplotlib) to ``outdir/demo.png``, or to
-        ``./norbert-demo.png`` without ``outdir``.
+        Save a PNG figure to ``outdir/demo.png``, or to ``./norbert-demo.png``
+        without ``outdir`` (needs matplotlib: the CLI checks for it before the work).
     seed : int or None
         Seed of the example (None: :data:`DEFAULT_SEED`).
     precision : {"float32", "float64"}
@@ -442,24 +442,10 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
         Threads for the filter.
     file : text stream or None
         Where to print (default: stdout).
-
-    Returns
-    -------
-    status : int
-        0 on success, 1 if ``plot`` is asked for without matplotlib.
     """
     import norbert
 
     out = sys.stdout if file is None else file
-    if plot:  # fail before the work, not after it
-        try:
-            import matplotlib.figure  # noqa: F401
-        except ImportError:
-            print(
-                "norbert demo: error: --plot needs matplotlib: pip install 'norbert[plot]'",
-                file=sys.stderr,
-            )
-            return 1
     seed = DEFAULT_SEED if seed is None else seed
     dtype = PRECISIONS[precision]
 
@@ -551,4 +537,3 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
         s = stft(sft, example.sources[0], dtype)
         _plot(path, example, x, s, v, spectra["softmask"], spectra["wiener, 3 EM iterations"])
         print(f"wrote {path}", file=out)
-    return 0

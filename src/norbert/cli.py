@@ -428,15 +428,12 @@ def _cmd_info(args):
 
 
 def _cmd_demo(args):
-    from . import _demo
+    if args.plot:  # fail before the work, not after it
+        _require("matplotlib", "plot", "--plot")
+    from . import _demo  # here, not at the top: refine and info need none of the demo
 
-    return _demo.run_demo(
-        outdir=args.outdir,
-        plot=args.plot,
-        seed=args.seed,
-        precision=args.precision,
-        workers=args.workers,
-    )
+    _demo.run_demo(args.outdir, args.plot, args.seed, args.precision, args.workers)
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------
