@@ -13,14 +13,16 @@ import pytest
 from conftest import random_em_problem, random_problem
 
 import norbert
+from norbert._core._common import pass_info
 
 WORKERS = [1, 2, 4]
 
 
 def _problem(rng, nb_channels, dtype):
-    # enough bins and frames that every thread gets work, odd sizes so that
-    # blocks and bin ranges do not divide evenly
-    return random_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+    # above the single-thread threshold (4096 TF points) and wider than one range of bins
+    # (128), so that several threads share every pass; odd sizes so that blocks and bin
+    # ranges do not divide evenly
+    return random_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
 
 
 def _assert_all_equal(results):
@@ -43,7 +45,7 @@ def test_wiener_same_bits_for_any_workers(rng, dtype, nb_channels):
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_workers(rng, dtype, nb_channels):
-    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
     _assert_all_equal([norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS])
 
 
@@ -57,7 +59,7 @@ def test_softmask_same_bits_for_any_workers(rng, dtype, logit):
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("nb_channels", [1, 3])
 def test_get_local_gaussian_model_same_bits_for_any_workers(rng, dtype, nb_channels):
-    y0, _ = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=1, dtype=dtype)
+    y0, _ = random_em_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=1, dtype=dtype)
     y_j = np.ascontiguousarray(y0[..., 0])
     _assert_all_equal([norbert.get_local_gaussian_model(y_j, eps=1e-3, workers=w) for w in WORKERS])
 
@@ -76,11 +78,71 @@ def test_wiener_same_bits_for_any_block_size(rng, nb_channels, dtype):
 
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_block_size(rng, nb_channels):
-    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3)
+    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3)
     _assert_all_equal(
         [norbert.expectation_maximization(y0, x, iterations=2, frames_per_block=b, workers=w)
          for b in FRAMES_PER_BLOCK for w in (1, 2)]
     )
+
+
+def _threads_of_last_pass(call):
+    """Threads that computed part of the last pass of call(); the most of a few tries
+    (on a busy machine one thread may find every item taken before another starts)."""
+    most = 0
+    for _ in range(20):
+        call()
+        most = max(most, pass_info()[0])
+        if most >= 2:
+            break
+    return most
+
+
+needs_two_threads = pytest.mark.skipif(
+    not norbert.openmp_enabled() or norbert.get_num_threads(-1) < 2,
+    reason="needs OpenMP and two cores",
+)
+
+
+@needs_two_threads
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+def test_passes_really_run_on_several_threads(rng, nb_channels):
+    v, x = random_problem(rng, nb_frames=300, nb_bins=2049, nb_channels=nb_channels, nb_sources=3)
+    y = norbert.softmask(v, x)
+    assert _threads_of_last_pass(lambda: norbert.expectation_maximization(y, x, 1, workers=2)) >= 2
+    assert _threads_of_last_pass(lambda: norbert.softmask(v, x, workers=2)) >= 2
+    norbert.expectation_maximization(y, x, 1, workers=1)
+    assert pass_info()[0] == 1
+
+
+@needs_two_threads
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_psds_kept_in_the_output_give_the_same_bits(rng, nb_channels, dtype):
+    """wiener keeps its PSDs in its own output and overwrites them in the last pass: with
+    threads drifting apart within the lead bound, any block size must still read every
+    PSD before it is overwritten."""
+    v, x = random_problem(rng, nb_frames=211, nb_bins=700, nb_channels=nb_channels, nb_sources=4, dtype=dtype)
+    _assert_all_equal(
+        [norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w)
+         for b in (None, 1, 3, 50) for w in (1, 2, 3)]
+    )
+
+
+def test_one_parallel_region_per_pass_for_contiguous_inputs(rng):
+    """A pass is one parallel region (plus one where the last pass switches to its PSD
+    copy), not one per block: on a busy machine each region's end can cost a scheduler
+    time slice. Inputs that need converting are still taken block by block."""
+    v, x = random_problem(rng, nb_frames=300, nb_bins=513, nb_channels=2, nb_sources=4)
+    iterations = 3
+    regions = pass_info()[1]
+    norbert.wiener(v, x, iterations=iterations, frames_per_block=4, workers=2)
+    opened = pass_info()[1] - regions
+    if norbert.openmp_enabled() and norbert.get_num_threads(-1) >= 2:
+        assert 1 <= opened <= iterations + 2
+    regions = pass_info()[1]
+    norbert.wiener(v, np.asfortranarray(x), iterations=iterations, frames_per_block=16, workers=2)
+    if norbert.openmp_enabled() and norbert.get_num_threads(-1) >= 2:
+        assert pass_info()[1] - regions >= 300 // 16
 
 
 # Each child prints a digest of every result; NORBERT_ISA picks the stereo kernels'

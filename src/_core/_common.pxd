@@ -32,3 +32,11 @@ cdef Py_ssize_t psd_scratch(Py_ssize_t C, Py_ssize_t J) noexcept nogil
 
 # Doubles of per-thread scratch a kernel needs for C channels and J sources.
 cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil
+
+# Frames per work item of a pass: `block_frames` if positive, else about 8 MB of output.
+cdef Py_ssize_t block_frames_for(Py_ssize_t T, Py_ssize_t F, Py_ssize_t C, Py_ssize_t J,
+                                 Py_ssize_t block_frames) noexcept nogil
+
+# Records how a pass ran (threads that computed, whether it opened a parallel region):
+# pass_info() reports it, so tests can check that work really was shared.
+cdef void note_pass(int threads, bint parallel) noexcept nogil

@@ -68,7 +68,8 @@ cdef int worst_status(int flags) noexcept nogil:
     return Status.OK
 
 
-cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads, Py_ssize_t work_rows) noexcept nogil:
+cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads,
+                      Py_ssize_t work_rows) noexcept nogil:
     # at least 16 bins per thread, and one thread below 4096 TF points per block
     cdef Py_ssize_t nt = n_chunks(F, n_threads, 16)
     if T * F < 4096:
@@ -76,6 +77,44 @@ cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads, Py_ssize_t work
     if nt > work_rows:
         nt = work_rows
     return <int>nt
+
+
+cdef Py_ssize_t block_frames_for(Py_ssize_t T, Py_ssize_t F, Py_ssize_t C, Py_ssize_t J,
+                                 Py_ssize_t block_frames) noexcept nogil:
+    cdef Py_ssize_t per_frame = F * C * J * 16
+    if block_frames <= 0:
+        block_frames = (8 << 20) // per_frame if per_frame > 0 else T
+    if block_frames < 1:
+        block_frames = 1
+    if block_frames > T:
+        block_frames = T if T > 0 else 1
+    return block_frames
+
+
+# Written by whichever thread ends a pass; read by tests through pass_info(). Concurrent
+# calls from several threads may interleave their records (they stay valid numbers).
+cdef int _last_threads = 0
+cdef long long _regions = 0
+
+
+cdef void note_pass(int threads, bint parallel) noexcept nogil:
+    global _last_threads, _regions
+    _last_threads = threads
+    if parallel:
+        _regions += 1
+
+
+def pass_info():
+    """How the last pass ran, for tests: ``(threads, regions)``.
+
+    Returns
+    -------
+    threads : int
+        threads that computed part of the last pass (EM statistics or filter).
+    regions : int
+        parallel regions the passes have opened since the module was loaded.
+    """
+    return _last_threads, _regions
 
 
 def openmp_enabled():

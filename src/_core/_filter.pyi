@@ -24,6 +24,8 @@ def apply_estimate(
     y_out: _Complex,  # complex_t[:, :, :, ::1]       OUT (frames, bins, C, J)
     work: _Double,  # double[:, ::1]                  scratch (threads, work size)
     n_threads: int,  # int
+    block_frames: int = 0,  # Py_ssize_t  frames per work item (0: a default)
+    max_lead: int = 0,  # Py_ssize_t      blocks threads may drift apart (0: no bound)
 ) -> int: ...
 def mix_model(
     v: _Real,  # const floating[:, :, ::1]            (frames, bins, J)

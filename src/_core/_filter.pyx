@@ -20,6 +20,11 @@ import numpy as np
 
 from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
+    block_frames_for, note_pass,
+)
+from norbert._core._schedule cimport (
+    schedule, schedule_init, schedule_free, schedule_take, schedule_done, schedule_joined,
+    range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, tile_load, load_x, store_y, rows_in, prefetch,
@@ -155,13 +160,32 @@ cdef int filter_kernel(
     const double[:, :, :, :, ::1] R,         # IN  (bins, J, C, C, 2)         MODEL
     double scale, double eps, double logit, double slope, double out_scale,
     complex_t[:, :, :, ::1] y_out,           # OUT (frames, bins, C, J)
-    double[:, ::1] work,                     # scratch (>= chunks, >= work_size(C, J))
+    double[:, ::1] work,                     # scratch (>= threads, >= work_size(C, J))
     int n_threads,
 ) noexcept nogil:
+    return filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale, y_out, work,
+                       n_threads, 0, 0)
+
+
+cdef int filter_pass(
+    int mode,
+    const complex_t[:, :, ::1] x,
+    const floating[:, :, :, ::1] v,
+    const floating[:, :, :] P,
+    const double[:, :, :, :, ::1] R,
+    double scale, double eps, double logit, double slope, double out_scale,
+    complex_t[:, :, :, ::1] y_out,
+    double[:, ::1] work,
+    int n_threads,
+    Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
+    Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+) noexcept nogil:
+    """filter_kernel over the whole track in one parallel region (see _schedule.h)."""
     cdef Py_ssize_t T = y_out.shape[0], F = y_out.shape[1], C = y_out.shape[2]
-    cdef Py_ssize_t J = y_out.shape[3], nc, nt, k
+    cdef Py_ssize_t J = y_out.shape[3], nt, _w, b, t0, t1, nblk, width
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
+    cdef schedule s
     if x.shape[0] != T or x.shape[1] != F or x.shape[2] != C:
         return Status.BAD_SHAPE
     if mode == Estimate.MODEL:
@@ -181,20 +205,55 @@ cdef int filter_kernel(
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK
+    block_frames = block_frames_for(T, F, C, J, block_frames)
+    nblk = (T + block_frames - 1) // block_frames
     nt = pass_threads(T, F, n_threads, work.shape[0])
     if nt == 1:
-        return _filter_chunk(mode, 0, F, x, v, P, R, scale, eps, sqrt_eps, logit, slope,
-                             out_scale, y_out, &work[0, 0])
-    # Fixed ranges of CHUNK_BINS bins handed out dynamically: a thread delayed by a busy
-    # machine does not hold the others at the barrier, and every TF point is computed
-    # the same way whichever thread takes it.
-    nc = (F + CHUNK_BINS - 1) // CHUNK_BINS
-    for k in prange(nc, schedule='dynamic', num_threads=nt):
-        flags |= 1 << _filter_chunk(mode, k * CHUNK_BINS,
-                                    F if (k + 1) * CHUNK_BINS > F else (k + 1) * CHUNK_BINS,
-                                    x, v, P, R, scale, eps, sqrt_eps, logit, slope, out_scale,
-                                    y_out, &work[threadid(), 0])
+        for b in range(nblk):
+            t0 = b * block_frames
+            t1 = T if t0 + block_frames > T else t0 + block_frames
+            flags |= 1 << _filter_chunk(mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
+                                        eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
+                                        &work[0, 0])
+        note_pass(1, False)
+        return worst_status(flags)
+    # One region for the pass; every TF point is computed the same way whichever thread
+    # takes it, so any thread count gives the same bits.
+    width = range_bins(F, CHUNK_BINS)
+    schedule_init(&s, nblk, (F + width - 1) // width, max_lead)
+    for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
+        flags |= _filter_worker(&s, block_frames, width, mode, x, v, P, R, scale, eps,
+                                sqrt_eps, logit, slope, out_scale, y_out,
+                                &work[threadid(), 0])
+    note_pass(s.threads_used, True)
+    schedule_free(&s)
     return worst_status(flags)
+
+
+cdef int _filter_worker(
+    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, int mode,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
+    double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
+    complex_t[:, :, :, ::1] y_out, double* work,
+) noexcept nogil:
+    """One thread's share of a pass: items until none is left; returns 1 << status flags."""
+    cdef Py_ssize_t b = 0, k = 0, t0, t1, f0, f1, T = y_out.shape[0], F = y_out.shape[1]
+    cdef int flags = 0
+    cdef bint joined = False
+    while schedule_take(s, &b, &k):
+        if not joined:
+            schedule_joined(s)
+            joined = True
+        t0 = b * block_frames
+        t1 = T if t0 + block_frames > T else t0 + block_frames
+        f0 = k * width
+        f1 = F if f0 + width > F else f0 + width
+        flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
+                                    eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
+                                    work)
+        schedule_done(s, k)
+    return flags
 
 
 def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
@@ -203,12 +262,13 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    const double[:, :, :, :, ::1] R not None,
                    double scale, double eps, double logit, double slope, double out_scale,
                    complex_t[:, :, :, ::1] y_out not None,
-                   double[:, ::1] work not None, int n_threads):
-    """Python entry of filter_kernel; returns its Status."""
+                   double[:, ::1] work not None, int n_threads,
+                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
+    """Python entry of filter_pass; returns its Status."""
     cdef int status
     with nogil:
-        status = filter_kernel(mode, x, v, P, R, scale, eps, logit, slope, out_scale,
-                               y_out, work, n_threads)
+        status = filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale,
+                             y_out, work, n_threads, block_frames, max_lead)
     return status
 
 

@@ -25,6 +25,8 @@ def accumulate(
     weight: _Double,  # double[:, ::1]                INOUT (bins, J)
     work: _Double,  # double[:, ::1]                  scratch (threads, work size)
     n_threads: int,  # int
+    block_frames: int = 0,  # Py_ssize_t  frames per work item (0: a default)
+    max_lead: int = 0,  # Py_ssize_t      blocks threads may drift apart (0: no bound)
 ) -> int: ...
 def finalize_covariance(
     Rnum: _Double,  # const double[:, :, :, :, ::1]   (bins, J, C, C, 2)

@@ -24,6 +24,11 @@ from libc.math cimport sqrt, INFINITY
 
 from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
+    block_frames_for, note_pass,
+)
+from norbert._core._schedule cimport (
+    schedule, schedule_init, schedule_free, schedule_take, schedule_done, schedule_joined,
+    range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
@@ -227,12 +232,34 @@ cdef int stats_kernel(
     double scale, double eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum,            # INOUT (bins, J, C, C, 2)  upper triangle
     double[:, ::1] weight,                   # INOUT (bins, J)
-    double[:, ::1] work,                     # scratch (>= chunks, >= work_size(C, J))
+    double[:, ::1] work,                     # scratch (>= threads, >= work_size(C, J))
     int n_threads,
 ) noexcept nogil:
-    cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2], nc, nt, k
+    return stats_pass(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight, work,
+                      n_threads, 0, 0)
+
+
+cdef int stats_pass(
+    int mode,
+    const complex_t[:, :, ::1] x,
+    const floating[:, :, :, ::1] v,
+    const complex_t[:, :, :, ::1] y_in,
+    floating[:, :, :] P,
+    const double[:, :, :, :, ::1] R,
+    double scale, double eps, double logit, double slope,
+    double[:, :, :, :, ::1] Rnum,
+    double[:, ::1] weight,
+    double[:, ::1] work,
+    int n_threads,
+    Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
+    Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+) noexcept nogil:
+    """stats_kernel over the whole track in one parallel region (see _schedule.h)."""
+    cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2]
+    cdef Py_ssize_t nt, _w, b, t0, t1, nblk, width
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
+    cdef schedule s
     if (x.shape[0] != T or x.shape[1] != F or Rnum.shape[0] != F or Rnum.shape[1] != J
             or Rnum.shape[2] != C or Rnum.shape[3] != C or weight.shape[0] != F
             or weight.shape[1] != J):
@@ -256,19 +283,55 @@ cdef int stats_kernel(
         return Status.SMALL_WORK
     if T == 0 or F == 0 or C == 0 or J == 0:
         return Status.OK
+    block_frames = block_frames_for(T, F, C, J, block_frames)
+    nblk = (T + block_frames - 1) // block_frames
     nt = pass_threads(T, F, n_threads, work.shape[0])
     if nt == 1:
-        return _stats_chunk(mode, 0, F, x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope,
-                            Rnum, weight, &work[0, 0])
-    # Fixed ranges of CHUNK_BINS bins handed out dynamically (see _filter.pyx): a bin's
-    # frames are always summed in order by the one thread that takes its range.
-    nc = (F + CHUNK_BINS - 1) // CHUNK_BINS
-    for k in prange(nc, schedule='dynamic', num_threads=nt):
-        flags |= 1 << _stats_chunk(mode, k * CHUNK_BINS,
-                                   F if (k + 1) * CHUNK_BINS > F else (k + 1) * CHUNK_BINS,
-                                   x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope, Rnum,
-                                   weight, &work[threadid(), 0])
+        # block by block: a block's rows stay in the caches across its tiles
+        for b in range(nblk):
+            t0 = b * block_frames
+            t1 = T if t0 + block_frames > T else t0 + block_frames
+            flags |= 1 << _stats_chunk(mode, 0, F, x[t0:t1], v[t0:t1], y_in[t0:t1],
+                                       P[t0:t1], R, scale, eps, sqrt_eps, logit, slope, Rnum,
+                                       weight, &work[0, 0])
+        note_pass(1, False)
+        return worst_status(flags)
+    # One region for the pass: every bin's frames are summed in order by whichever thread
+    # holds its range for that block, so the sums do not depend on the thread count.
+    width = range_bins(F, CHUNK_BINS)
+    schedule_init(&s, nblk, (F + width - 1) // width, max_lead)
+    for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
+        flags |= _stats_worker(&s, block_frames, width, mode, x, v, y_in, P, R, scale, eps,
+                               sqrt_eps, logit, slope, Rnum, weight, &work[threadid(), 0])
+    note_pass(s.threads_used, True)
+    schedule_free(&s)
     return worst_status(flags)
+
+
+cdef int _stats_worker(
+    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, int mode,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    const complex_t[:, :, :, ::1] y_in, floating[:, :, :] P,
+    const double[:, :, :, :, ::1] R,
+    double scale, double eps, double sqrt_eps, double logit, double slope,
+    double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+) noexcept nogil:
+    """One thread's share of a pass: items until none is left; returns 1 << status flags."""
+    cdef Py_ssize_t b = 0, k = 0, t0, t1, f0, f1, T = P.shape[0], F = P.shape[1]
+    cdef int flags = 0
+    cdef bint joined = False
+    while schedule_take(s, &b, &k):
+        if not joined:
+            schedule_joined(s)
+            joined = True
+        t0 = b * block_frames
+        t1 = T if t0 + block_frames > T else t0 + block_frames
+        f0 = k * width
+        f1 = F if f0 + width > F else f0 + width
+        flags |= 1 << _stats_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
+                                   R, scale, eps, sqrt_eps, logit, slope, Rnum, weight, work)
+        schedule_done(s, k)
+    return flags
 
 
 def accumulate(int mode, const complex_t[:, :, ::1] x not None,
@@ -278,12 +341,13 @@ def accumulate(int mode, const complex_t[:, :, ::1] x not None,
                const double[:, :, :, :, ::1] R not None,
                double scale, double eps, double logit, double slope,
                double[:, :, :, :, ::1] Rnum not None, double[:, ::1] weight not None,
-               double[:, ::1] work not None, int n_threads):
-    """Python entry of stats_kernel; returns its Status."""
+               double[:, ::1] work not None, int n_threads,
+               Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
+    """Python entry of stats_pass; returns its Status."""
     cdef int status
     with nogil:
-        status = stats_kernel(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight,
-                              work, n_threads)
+        status = stats_pass(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight,
+                            work, n_threads, block_frames, max_lead)
     return status
 
 
