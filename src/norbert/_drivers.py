@@ -20,11 +20,19 @@ from norbert._core._common import scratch_size
 from norbert._core._mask import SLOPE
 from norbert._validation import allocate, check_positive_int, raise_for_status, real_dtype
 
-__all__ = ["EMState", "block_slices", "contiguous_block", "default_frames_per_block"]
+__all__ = ["EMState", "contiguous_block", "default_frames_per_block"]
 
 # Target bytes of output per block: large enough that a block's parallel region costs
 # nothing, small enough that converted input blocks stay in cache-friendly sizes.
 _BLOCK_BYTES = 8 << 20
+
+# Output bytes per kernel call when inputs need no conversion: each call is one parallel
+# region (see _segments); between calls Python checks for Ctrl-C and reports progress.
+SEGMENT_BYTES = 256 << 20
+
+# How many blocks threads may drift apart in a filter pass that overwrites PSDs (see
+# _safe_frames): the slack a running thread has while another one is descheduled.
+MAX_LEAD = 8
 
 
 def default_frames_per_block(nb_bins, nb_channels, nb_sources, itemsize):
@@ -37,11 +45,6 @@ def check_frames_per_block(frames_per_block, nb_bins, nb_channels, nb_sources, i
     if frames_per_block is None:
         return default_frames_per_block(nb_bins, nb_channels, nb_sources, itemsize)
     return frames_per_block
-
-
-def block_slices(nb_frames, frames_per_block):
-    for t0 in range(0, nb_frames, frames_per_block):
-        yield slice(t0, min(t0 + frames_per_block, nb_frames))
 
 
 def contiguous_block(a, sl, dtype):
@@ -153,17 +156,37 @@ class EMState:
         self.progress = _Progress(progress, total_passes * T)
 
     # -- passes ------------------------------------------------------------------------
+    def _segments(self, *inputs):
+        """Frame ranges for the kernel calls of one pass, and whether they are views.
+
+        Inputs that the kernels can read in place (C-contiguous, native, of the run's
+        dtype) go to the kernels a segment of many blocks at a time: each call is one
+        parallel region in which threads take (block, range of bins) items, so a thread
+        descheduled by a busy machine delays a pass once, not once per block. Segments
+        end every SEGMENT_BYTES of output to keep Ctrl-C and progress responsive.
+        Other inputs are converted one block at a time (O(block) temporaries).
+        """
+        T = self.x.shape[0]
+        step = self.fpb
+        if all(a is None or _kernel_ready(a, dt) for a, dt in inputs):
+            per_frame = max(1, self.x.shape[1] * self.x.shape[2] * self.J * self.cdtype.itemsize)
+            step = self.fpb * max(1, SEGMENT_BYTES // (per_frame * self.fpb))
+        return [slice(t0, min(t0 + step, T)) for t0 in range(0, T, step)]
+
     def statistics(self, mode, scale, v=None, y=None, logit=-1.0, func="wiener"):
         """One statistics pass; leaves R (and P) describing the estimate of `mode`."""
         self.Rnum.fill(0.0)
         self.weight.fill(0.0)
-        for sl in block_slices(self.x.shape[0], self.fpb):
+        segments = self._segments(
+            (self.x, self.cdtype), (v, self.rdtype), (y, self.cdtype)
+        )
+        for sl in segments:
             xb = contiguous_block(self.x, sl, self.cdtype)
             vb = self._no_v if v is None else contiguous_block(v, sl, self.rdtype)
             yb = self._no_y if y is None else contiguous_block(y, sl, self.cdtype)
             status = _stats.accumulate(
                 mode, xb, vb, yb, self.P[sl], self.R, scale, self.eps, logit, SLOPE,
-                self.Rnum, self.weight, self.work, self.n_threads,
+                self.Rnum, self.weight, self.work, self.n_threads, self.fpb,
             )
             self._check(status, func, v, y)
             self.progress.advance(sl.stop - sl.start)
@@ -173,24 +196,38 @@ class EMState:
     def filter(self, mode, scale, out, out_scale=1.0, v=None, logit=-1.0, func="wiener"):
         """One filter pass writing source images into out (frames, bins, C, J).
 
-        When the PSDs live inside `out` (psd_in_output), writing y would overwrite the PSDs
-        of later frames only near the end of the track: the PSDs still needed there are
-        moved to a small array first (at most about two blocks of frames).
+        When the PSDs live inside `out` (psd_in_output), writing y overwrites the PSDs of
+        later frames near the end of the track: the frames from `_safe_frames` on are
+        filtered from a copy of their PSDs (a few blocks), made once the frames before
+        are done, and threads keep within MAX_LEAD blocks of each other until then.
         """
-        P, P0 = self.P, 0
-        for sl in block_slices(self.x.shape[0], self.fpb):
-            xb = contiguous_block(self.x, sl, self.cdtype)
-            vb = self._no_v if v is None else contiguous_block(v, sl, self.rdtype)
-            if mode == Estimate.MODEL and P0 == 0 and _writes_over(out, sl, P):
-                P = psd_storage(len(P) - sl.start, *P.shape[1:], P.dtype)
-                P[...] = self.P[sl.start:]
-                P0 = sl.start
-            Pb = P[sl.start - P0:sl.stop - P0] if mode == Estimate.MODEL else self._no_P
-            status = _filter.apply_estimate(
-                mode, xb, vb, Pb, self.R, scale, self.eps, logit, SLOPE, out_scale,
-                out[sl], self.work, self.n_threads,
-            )
-            self._check(status, func, v, None)
+        P = self.P
+        T = self.x.shape[0]
+        t_copy = T
+        if mode == Estimate.MODEL:
+            t_copy = _safe_frames(out, P, self.fpb, MAX_LEAD)
+        segments = self._segments((self.x, self.cdtype), (v, self.rdtype))
+        for sl in segments:
+            # the frames before t_copy read their PSDs in place, the others from the copy
+            for part in (slice(sl.start, min(sl.stop, t_copy)),
+                         slice(max(sl.start, t_copy), sl.stop)):
+                if part.start >= part.stop:
+                    continue
+                lead = 0
+                if part.start >= t_copy and P is self.P:
+                    P = psd_storage(T - t_copy, *self.P.shape[1:], self.P.dtype)
+                    P[...] = self.P[t_copy:]
+                elif t_copy < T:
+                    lead = MAX_LEAD
+                P0 = 0 if P is self.P else t_copy
+                xb = contiguous_block(self.x, part, self.cdtype)
+                vb = self._no_v if v is None else contiguous_block(v, part, self.rdtype)
+                Pb = P[part.start - P0:part.stop - P0] if mode == Estimate.MODEL else self._no_P
+                status = _filter.apply_estimate(
+                    mode, xb, vb, Pb, self.R, scale, self.eps, logit, SLOPE, out_scale,
+                    out[part], self.work, self.n_threads, self.fpb, lead,
+                )
+                self._check(status, func, v, None)
             self.progress.advance(sl.stop - sl.start)
 
     @property
@@ -224,14 +261,40 @@ def psd_in_output(out):
     return psd_storage(T, F, J, flat.dtype, flat[flat.size - T * J * F:])
 
 
-def _writes_over(out, sl, P):
-    """Whether writing out[:sl.stop] reaches the storage of P[sl.start:]."""
+def _kernel_ready(a, dtype):
+    """Whether the kernels can read `a` as it is (no copy): C-contiguous, native dtype."""
+    return a.dtype == dtype and a.flags.c_contiguous
+
+
+def _safe_frames(out, P, frames_per_block, max_lead):
+    """First frame whose PSDs the filter pass must read from a copy (len(P): none).
+
+    Writing y for frames [0, t) with threads up to `max_lead` blocks apart must not reach
+    the PSD storage of any frame from t - (max_lead + 1) blocks on, which may still be
+    unread. Outside `out`, PSDs are never overwritten.
+    """
+    T = len(P)
     if P.size == 0 or out.size == 0:
-        return False
-    y_end = out.ctypes.data + sl.stop * out.strides[0]
-    p_start = P.ctypes.data + sl.start * P.strides[0]
-    p_end = P.ctypes.data + len(P) * P.strides[0]
-    return out.ctypes.data < p_end and p_start < y_end
+        return T
+    y0, p0 = out.ctypes.data, P.ctypes.data
+    p_end = p0 + T * P.strides[0]
+    if p_end <= y0 or y0 + T * out.strides[0] <= p0:
+        return T
+    behind = (max_lead + 1) * frames_per_block
+
+    def overwrites(t):
+        return y0 + t * out.strides[0] > p0 + max(0, t - behind) * P.strides[0]
+
+    # y advances faster through memory than the PSDs it chases (2 C reals a TF point
+    # against one), so `overwrites` is monotone in t: bisect for the largest safe t.
+    lo, hi = 0, T
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if overwrites(mid):
+            hi = mid - 1
+        else:
+            lo = mid
+    return lo
 
 
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,
