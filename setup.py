@@ -132,9 +132,13 @@ def extensions():
 
 
 setup(
-    packages=["norbert", "norbert._core"],
+    packages=["norbert", "norbert.dask", "norbert._core"],
     package_dir={"norbert": "src/norbert", "norbert._core": "src/_core"},
-    package_data={"norbert": ["py.typed", "*.pyi"], "norbert._core": ["*.pxd", "*.pyi"]},
+    package_data={
+        "norbert": ["py.typed", "*.pyi"],
+        "norbert.dask": ["*.pyi"],
+        "norbert._core": ["*.pxd", "*.pyi"],
+    },
     exclude_package_data={"norbert._core": ["*.pyx", "*.c"]},
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtWithOpenMP},

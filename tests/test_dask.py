@@ -7,7 +7,9 @@ ones to ~1e-15 in float64, and are bitwise identical from one run to the next wi
 same chunking, whatever the scheduler.
 """
 
+import importlib
 import logging
+import mmap
 import os
 import subprocess
 import sys
@@ -15,14 +17,19 @@ import time
 
 import numpy as np
 import pytest
-
-distributed = pytest.importorskip("dask.distributed")
-import dask
-import dask.array as da
 from conftest import random_em_problem, random_problem, rel_err
 
 import norbert
-import norbert.dask as nd
+
+# the [dask] extra: these tests skip without it
+distributed = pytest.importorskip("dask.distributed")
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+# import_module, not importorskip: with dask present, failing to import these is a bug
+nd = importlib.import_module("norbert.dask")
+_files = importlib.import_module("norbert.dask._files")
+_graph = importlib.import_module("norbert.dask._graph")
+bind = importlib.import_module("dask.graph_manipulation").bind
 
 RTOL = 1e-12  # float64: the issue's bound (observed: a few 1e-15)
 SCHEDULERS = ["synchronous", "distributed"]
@@ -129,17 +136,40 @@ def test_inputs_dask_cannot_copy_are_shared(rng, tmp_path, monkeypatch):
     passes: still correct, with a warning when they are large."""
     v, x = random_problem(rng, nb_frames=20, nb_bins=7, nb_channels=2, nb_sources=3)
     np.save(tmp_path / "x.npy", x)
-    assert nd._cloneable(nd.from_npy(tmp_path / "x.npy", chunks=(6,)))
-    assert nd._cloneable(_chunked(x, 6, 7))
+    assert _graph.cloneable(nd.from_npy(tmp_path / "x.npy", chunks=(6,)))
+    assert _graph.cloneable(_chunked(x, 6, 7))
     expected = norbert.wiener(v, x, iterations=2)
     xd = _chunked(x, 5, 7).rechunk((6, 7, 2))
     y = nd.wiener(_chunked(v, 6, 7), xd, iterations=2)  # either path, by dask's version
     assert rel_err(y.compute(scheduler="synchronous"), expected) <= RTOL
-    monkeypatch.setattr(nd, "_cloneable", lambda a: False)
-    monkeypatch.setattr(nd, "_HELD_WARNING_BYTES", 0)
+    monkeypatch.setattr(_graph, "cloneable", lambda a: False)
+    monkeypatch.setattr(_graph, "_HELD_WARNING_BYTES", 0)
     with pytest.warns(UserWarning, match="held in memory between passes"):
         y = nd.wiener(_chunked(v, 6, 7), xd, iterations=2)
     assert rel_err(y.compute(scheduler="synchronous"), expected) <= RTOL
+
+
+def test_cloneable_where_bind_gives_new_keys(rng, tmp_path):
+    """_graph.cloneable, which finds Task objects with dask.core's public istask and
+    keys_in_tasks (not the private dask._task_spec.GraphNode): a graph it accepts is
+    copied by bind with the same values; a rechunk of Task objects (dask >= 2024.12),
+    whose copy would refer to the old keys, is refused."""
+    x = rng.standard_normal((20, 7))
+    np.save(tmp_path / "x.npy", x)
+    rechunked = da.from_array(x, chunks=(5, 7)).rechunk((6, 7))
+    accepted = [
+        nd.from_npy(tmp_path / "x.npy", chunks=(6,)),
+        da.from_array(x, chunks=(6, 7)),
+        2.0 * da.from_array(x, chunks=(6, 7)) - 1.0,
+    ]
+    assert all(_graph.cloneable(a) for a in accepted)
+    new_tasks = tuple(int(n) for n in dask.__version__.split(".")[:2]) >= (2024, 12)
+    assert _graph.cloneable(rechunked) is not new_tasks
+    parent = da.ones(3, chunks=3).sum()
+    for a in accepted + [rechunked] * (not new_tasks):
+        (copy,) = bind([a], parent, seed=a.name)
+        assert copy.name != a.name
+        assert np.array_equal(copy.compute(scheduler="synchronous"), a.compute())
 
 
 def test_wiener_numpy_inputs_are_wrapped(rng):
@@ -224,18 +254,25 @@ def test_bad_arguments_raise_at_call(rng):
         nd.wiener(vd, xd[da.from_array(np.ones(10, bool), chunks=5)])
 
 
-def test_bad_values_raise_at_compute_with_track_index(rng, compute):
+@pytest.mark.parametrize("bins", [5, 2], ids=["whole-bins", "bins-split"])
+def test_bad_values_raise_at_compute_with_track_index(rng, compute, bins):
+    """The index is in the whole track: the chunk's first frame and bin are added."""
     v, x = random_problem(rng, nb_frames=10, nb_bins=5, nb_channels=3)
     v[7, 3, 1, 2] = -1.0
-    y = nd.wiener(_chunked(v, 4, 5), _chunked(x, 4, 5))  # lazy: no error yet
+    y = nd.wiener(_chunked(v, 4, bins), _chunked(x, 4, bins))  # lazy: no error yet
     with pytest.raises(ValueError, match=r"v must be finite and non-negative.*\(7, 3, 1, 2\)"):
         compute(y)
     v, x = random_problem(rng, nb_frames=10, nb_bins=5, nb_channels=3)
     x[6, 2, 0] = np.nan
     with pytest.raises(ValueError, match=r"x must be finite.*\(6, 2, 0\)"):
-        compute(nd.wiener(_chunked(v, 4, 5), _chunked(x, 4, 5)))
+        compute(nd.wiener(_chunked(v, 4, bins), _chunked(x, 4, bins)))
     with pytest.raises(ValueError, match=r"x must be finite.*\(6, 2, 0\)"):
-        compute(nd.softmask(_chunked(v, 4, 5), _chunked(x, 4, 5)))
+        compute(nd.softmask(_chunked(v, 4, bins), _chunked(x, 4, bins)))
+    y0 = norbert.softmask(np.abs(v), np.nan_to_num(x))
+    y0[9, 4, 1, 0] = np.inf
+    _, P, _ = nd.expectation_maximization(_chunked(y0, 4, bins), _chunked(x, 4, bins))
+    with pytest.raises(ValueError, match=r"y must be finite.*\(9, 4, 1, 0\)"):
+        compute(P)
 
 
 def test_import_error_names_the_extra():
@@ -281,6 +318,44 @@ def test_memmap_inputs(rng, tmp_path):
     assert np.array_equal(part.compute(scheduler="synchronous"), v[5:20])
     with pytest.raises(ValueError, match="contiguous"):
         nd.from_npy(vm[:, ::2])
+
+
+def test_memmap_offset_of_views(tmp_path):
+    """_files.memmap_offset, from public attributes (not np.memmap's private _mmap): where
+    a view, or a view of a view, starts in the file, past offsets that are not multiples
+    of the mapping granularity."""
+    a = np.arange(6 * 4 * 3, dtype=np.float32).reshape(6, 4, 3)
+    row = 4 * 3 * 4  # bytes per frame
+    for offset in (20, mmap.ALLOCATIONGRANULARITY + 20):
+        m = np.memmap(tmp_path / f"a{offset}.raw", np.float32, "w+", offset=offset, shape=a.shape)
+        m[...] = a
+        m.flush()
+        assert _files.memmap_offset(m) == offset
+        assert _files.memmap_offset(m[2:]) == offset + 2 * row
+        assert _files.memmap_offset(m[2:][1:3]) == offset + 3 * row
+        assert _files.memmap_offset(m[3, 1:]) == offset + 3 * row + 3 * 4
+        part = nd.from_npy(m[2:][1:3])
+        assert np.array_equal(part.compute(scheduler="synchronous"), a[3:5])
+    f = np.memmap(tmp_path / "f.raw", np.float64, "w+", offset=8, shape=(5, 3), order="F")
+    f[...] = a[:5, 0]
+    f.flush()
+    assert np.array_equal(nd.from_npy(f[:, 1:]).compute(scheduler="synchronous"), a[:5, 0, 1:])
+
+
+def test_file_table_drops_the_oldest(tmp_path):
+    """The table of from_npy files keeps the `capacity` newest; an array derived from a
+    file's array, or a numpy array, has no entry."""
+    table = _files.FileTable(capacity=2)
+    arrays = []
+    for k in range(3):
+        np.save(tmp_path / f"{k}.npy", np.full((4, 2), k))
+        arrays.append(nd.from_npy(tmp_path / f"{k}.npy"))
+        table.add(arrays[-1].name, _files.FILES.source(arrays[-1]))
+    assert table.source(arrays[0]) is None
+    assert table.source(arrays[1]).path == str(tmp_path / "1.npy")
+    assert table.source(arrays[2]).path == str(tmp_path / "2.npy")
+    assert table.source(arrays[2][1:]) is None
+    assert table.source(np.zeros((4, 2))) is None
 
 
 def test_refine_files(rng, tmp_path, client):
