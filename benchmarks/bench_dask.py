@@ -20,7 +20,8 @@ minutes), then
 Throughput is minutes of audio refined per minute of wall time. The inputs are in the page
 cache after generation (this harness does not drop caches, which would need root and
 disturb everything else on the machine); y is written through the page cache to disk, and
-a last row times writing zeros of y's size the same way (the output's I/O alone). Results: a Markdown table on stdout and --json.
+a last row times writing zeros of y's size the same way (the output's I/O alone). Results:
+a Markdown table on stdout and --json.
 """
 
 from __future__ import annotations

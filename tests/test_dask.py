@@ -53,11 +53,13 @@ def client():
 @pytest.fixture(params=SCHEDULERS)
 def compute(request):
     """compute(*dask_arrays) -> numpy arrays, on the scheduler under test."""
-    if request.param == "synchronous":
-        run = lambda *arrays: dask.compute(*arrays, scheduler="synchronous")
-    else:
-        c = request.getfixturevalue("client")
-        run = lambda *arrays: dask.compute(*arrays, scheduler=c)
+    scheduler = request.param
+    if scheduler == "distributed":
+        scheduler = request.getfixturevalue("client")
+
+    def run(*arrays):
+        return dask.compute(*arrays, scheduler=scheduler)
+
     run.scheduler = request.param
     return run
 
