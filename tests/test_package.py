@@ -26,7 +26,7 @@ PXD = ("__init__",) + MODULES
 STUBS = (
     "norbert/__init__.pyi",
     "norbert/contrib.pyi",
-    "norbert/dask.pyi",
+    "norbert/dask/__init__.pyi",
     "norbert/_core/__init__.pyi",
 ) + tuple(f"norbert/_core/{m}.pyi" for m in MODULES)
 # generated or intermediate files that must never be shipped in a wheel
