@@ -395,11 +395,15 @@ def test_refine_bad_options_exit_2(files, tmp_path, capsys, options):
 
 def test_outputs_are_removed_when_a_run_fails_midway(sf, tmp_path):
     """Temporaries are cleaned up, and the directories the run created are removed."""
-    from norbert.cli import _AtomicOutputs
+    from norbert._output import AtomicOutputs
+
+    def write_to(file):
+        sf.write(file, np.zeros((10, 2)), SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
     outdir = tmp_path / "new" / "out"
-    with pytest.raises(RuntimeError), _AtomicOutputs(outdir) as outputs:
-        outputs.write(sf, "a.wav", np.zeros((10, 2)), SAMPLE_RATE, "PCM_16")
-        assert len(list(outdir.iterdir())) == 1
+    with pytest.raises(RuntimeError), AtomicOutputs(outdir) as outputs:
+        outputs.write("a.wav", write_to)
+        outputs.write("sub/b.wav", write_to)
+        assert len(list(outdir.iterdir())) == 2
         raise RuntimeError("disk full")
     assert not (tmp_path / "new").exists()

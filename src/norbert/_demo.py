@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._output import AtomicOutputs
 from ._signal import PRECISIONS, filter_stft, istft, make_stft, stft
 
 __all__ = ["Example", "bss_eval_sdr", "make_example", "run_demo", "sdr"]
@@ -394,12 +395,14 @@ def _plot(path, example, x, s, v, y_softmask, y_em, source=0):
     return path
 
 
-def _write_wav(path, audio, sample_rate):
-    """32-bit float WAV with scipy (the demo needs no soundfile)."""
+def _wav_writer(audio, sample_rate):
+    """A writer of 32-bit float WAV with scipy (the demo needs no soundfile)."""
     from scipy.io import wavfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wavfile.write(path, sample_rate, np.asarray(audio, dtype=np.float32))
+    def write_to(file):
+        wavfile.write(file, sample_rate, np.asarray(audio, dtype=np.float32))
+
+    return write_to
 
 
 def _table(title, labels, names, rows, times=None):
@@ -430,7 +433,9 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
     ----------
     outdir : str or path-like or None
         Write the mixture, references, estimates and each method's sources
-        as 32-bit float WAV files here.
+        as 32-bit float WAV files here, all or nothing: if one cannot be
+        written (:class:`norbert._output.OutputError`), none is, and files
+        already there are left as they were.
     plot : bool
         Save a PNG figure to ``outdir/demo.png``, or to ``./norbert-demo.png``
         without ``outdir`` (needs matplotlib: the CLI checks for it before the work).
@@ -520,13 +525,17 @@ def run_demo(outdir=None, plot=False, seed=None, precision="float32", workers=No
 
     if outdir is not None:
         root = Path(outdir)
-        _write_wav(root / "mixture.wav", example.mixture, example.sample_rate)
+        rate = example.sample_rate
         folders = ["estimates", "softmask", "wiener-1", "wiener-3", "wiener-1-residual"]
-        for j, name in enumerate(example.names):
-            _write_wav(root / "reference" / f"{name}.wav", example.sources[j], example.sample_rate)
-            for folder, audio in zip(folders, outputs):
-                stem = "residual" if folder.endswith("residual") and j == nb_sources - 1 else name
-                _write_wav(root / folder / f"{stem}.wav", audio[j], example.sample_rate)
+        with AtomicOutputs(root) as files:  # all or nothing, as norbert refine
+            files.write("mixture.wav", _wav_writer(example.mixture, rate))
+            for j, name in enumerate(example.names):
+                files.write(f"reference/{name}.wav", _wav_writer(example.sources[j], rate))
+                for folder, audio in zip(folders, outputs):
+                    last = folder.endswith("residual") and j == nb_sources - 1
+                    stem = "residual" if last else name
+                    files.write(f"{folder}/{stem}.wav", _wav_writer(audio[j], rate))
+            files.commit()
         print(
             f"\nwrote WAV files to {root}/ (try: norbert refine {root / 'mixture.wav'} "
             f"{root / 'estimates'}/*.wav -o {root / 'refined'})",

@@ -7,9 +7,10 @@
     norbert demo [-o OUTDIR] [--plot]
 
 ``python -m norbert ...`` is the same command. Exit status: 0 on success;
-2 on bad input or usage, with a one-line message that names the file and the
-problem, and no output file left behind; 1 when an optional dependency is
-missing or writing fails.
+2 on bad input or usage, or when an output cannot be written (disk full, file
+size limit), with a one-line message that names the file and the problem, and
+no output file left behind; 1 when an optional dependency is missing. Outputs
+are written all or nothing by :mod:`norbert._output`.
 
 Only numpy and norbert are imported up front, scipy when a command needs it.
 ``refine`` needs the ``[cli]`` extra (``soundfile`` to read and write audio,
@@ -25,12 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ._output import AtomicOutputs, OutputError, Progress
+from ._output import one_line as _one_line
 from ._signal import FILTER_EPS, FILTER_PEAK, PRECISIONS, filter_stft, istft, make_stft, stft
 
 __all__ = ["FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "main", "make_stft", "stft"]
@@ -66,112 +68,6 @@ def _require(module, extra, purpose):
         raise CommandError(
             f"{purpose} needs {module}: pip install 'norbert[{extra}]'", EXIT_FAILURE
         ) from None
-
-
-def _one_line(err):
-    """An exception's message on one line (libsndfile's can span several)."""
-    text = getattr(err, "error_string", None) or str(err) or type(err).__name__
-    return " ".join(str(text).split())
-
-
-# --------------------------------------------------------------------------
-# progress bars and atomic output
-
-
-class _Progress:
-    """tqdm bars on stderr, or nothing (``--quiet``, stderr not a terminal, no tqdm)."""
-
-    def __init__(self, enabled):
-        self._tqdm = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                print(
-                    "norbert: tqdm is not installed, no progress bars (pip install 'norbert[cli]')",
-                    file=sys.stderr,
-                )
-            else:
-                self._tqdm = tqdm
-
-    @contextlib.contextmanager
-    def bar(self, desc, total, unit):
-        """Yield ``update(n)`` for a bar of ``total`` units."""
-        if self._tqdm is None:
-            yield lambda n=1: None
-            return
-        with self._tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False) as bar:
-            yield bar.update
-
-    @contextlib.contextmanager
-    def callback(self, desc, unit):
-        """Yield a ``progress(completed, total)`` callback, as ``norbert.wiener`` calls it."""
-        if self._tqdm is None:
-            yield None
-            return
-        with self._tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False) as bar:
-
-            def progress(completed, total):
-                if bar.total != total:
-                    bar.total = total
-                bar.update(completed - bar.n)
-
-            yield progress
-
-
-class _AtomicOutputs:
-    """Write each output to a hidden temporary beside it; rename them all at the end.
-
-    On any error (or if :meth:`commit` is never reached) the temporaries are
-    removed, and so are the directories this object created, so a failed run
-    leaves nothing behind.
-    """
-
-    def __init__(self, outdir):
-        self.outdir = Path(outdir)
-        self._pending = []
-        self._created = []
-
-    def __enter__(self):
-        missing = []
-        parent = self.outdir
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        try:
-            self.outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise CommandError(
-                f"{self.outdir}: cannot create directory: {_one_line(err)}"
-            ) from None
-        self._created = missing  # deepest first
-        return self
-
-    def write(self, sf, name, audio, sample_rate, subtype):
-        # a fresh hidden name (not mkstemp: its 0600 mode would stick to the output)
-        tmp = self.outdir / f".{name}.{secrets.token_hex(6)}.part"
-        self._pending.append((tmp, self.outdir / name))
-        try:
-            sf.write(tmp, audio, sample_rate, subtype=subtype, format="WAV")
-        except (OSError, RuntimeError) as err:
-            raise CommandError(
-                f"{self.outdir / name}: cannot write: {_one_line(err)}", EXIT_FAILURE
-            ) from None
-
-    def commit(self):
-        for tmp, final in self._pending:
-            os.replace(tmp, final)
-        self._pending = []
-        self._created = []
-
-    def __exit__(self, *exc):
-        for tmp, _ in self._pending:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        for directory in self._created:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-        return False
 
 
 # --------------------------------------------------------------------------
@@ -299,12 +195,19 @@ def _check_inputs(sf, args):
     return sft, mix, infos, subtype, list(names)
 
 
+def _wav_writer(sf, audio, sample_rate, subtype):
+    def write_to(file):
+        sf.write(file, audio, sample_rate, subtype=subtype, format="WAV")
+
+    return write_to
+
+
 def _cmd_refine(args):
     sf = _require("soundfile", "cli", "norbert refine")
     sft, mix, infos, subtype, names = _check_inputs(sf, args)
     dtype = PRECISIONS[args.precision]
     real = np.finfo(dtype).dtype
-    bars = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+    bars = Progress(enabled=not args.quiet and sys.stderr.isatty())
 
     mixture = _read_audio(sf, args.mixture, real.name)
     nb_samples, nb_channels = mixture.shape
@@ -348,7 +251,14 @@ def _cmd_refine(args):
 
     clipped = {}
     float_subtype = subtype in ("FLOAT", "DOUBLE")
-    with _AtomicOutputs(args.outdir) as outputs:
+    with AtomicOutputs(args.outdir) as outputs:
+        stale = outputs.remove_stale(names)
+        if stale:
+            print(
+                f"norbert refine: removed {stale} temporary file(s) that a killed run "
+                f"left in {args.outdir}",
+                file=sys.stderr,
+            )
         with bars.bar("writing", total=len(names), unit="file") as update:
             for name, audio in zip(names, sources):
                 if not float_subtype:
@@ -356,7 +266,7 @@ def _cmd_refine(args):
                     if over:  # libsndfile would clip too; say so
                         clipped[name] = over
                         np.clip(audio, -1.0, 1.0, out=audio)
-                outputs.write(sf, name, audio, mix.samplerate, subtype)
+                outputs.write(name, _wav_writer(sf, audio, mix.samplerate, subtype))
                 update(1)
         outputs.commit()
     outdir = Path(args.outdir)
@@ -631,8 +541,8 @@ def main(argv=None) -> int:
     Returns
     -------
     status : int
-        0 on success, 2 on bad input or usage, 1 when an optional dependency
-        is missing or writing failed.
+        0 on success, 2 on bad input or usage or when an output cannot be
+        written, 1 when an optional dependency is missing.
 
     Examples
     --------
@@ -655,6 +565,9 @@ def main(argv=None) -> int:
     except CommandError as err:
         print(f"norbert {args.command}: error: {err}", file=sys.stderr)
         return err.status
+    except OutputError as err:  # disk full, file size limit: the run's conditions, status 2
+        print(f"norbert {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"norbert {args.command}: interrupted", file=sys.stderr)
         return 130
