@@ -92,7 +92,9 @@ def stft(sft, audio, dtype=np.complex128, block_frames=512, progress=None):
     -------
     x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
         Frames from ``sft.p_min`` to ``sft.p_max(nb_samples)``, which
-        :func:`istft` inverts exactly.
+        :func:`istft` inverts exactly. Bins beyond ``dtype``'s range (samples
+        near float32's largest value, finite in a file) are inf or NaN,
+        without a warning: callers check, as ``norbert refine`` does.
     """
     nb_samples, nb_channels = audio.shape
     signal = np.ascontiguousarray(audio.T)
@@ -101,7 +103,8 @@ def stft(sft, audio, dtype=np.complex128, block_frames=512, progress=None):
     x = np.empty((nb_frames, sft.f_pts, nb_channels), dtype=dtype)
     for k0 in range(0, nb_frames, block_frames):
         k1 = min(k0 + block_frames, nb_frames)
-        x[k0:k1] = sft.stft(signal, p_min + k0, p_min + k1).transpose(2, 1, 0)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge samples: inf, for the caller
+            x[k0:k1] = sft.stft(signal, p_min + k0, p_min + k1).transpose(2, 1, 0)
         if progress is not None:
             progress(k1 - k0)
     return x

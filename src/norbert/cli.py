@@ -33,7 +33,16 @@ import numpy as np
 
 from ._output import AtomicOutputs, OutputError, Progress
 from ._output import one_line as _one_line
-from ._signal import FILTER_EPS, FILTER_PEAK, PRECISIONS, filter_stft, istft, make_stft, stft
+from ._signal import (
+    FILTER_EPS,
+    FILTER_PEAK,
+    PRECISIONS,
+    _peak,
+    filter_stft,
+    istft,
+    make_stft,
+    stft,
+)
 
 __all__ = ["FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "main", "make_stft", "stft"]
 
@@ -85,6 +94,8 @@ def _audio_info(sf, path):
         raise CommandError(f"{path}: no such file")
     if p.is_dir():
         raise CommandError(f"{path}: is a directory, not an audio file")
+    if not p.is_file():  # a FIFO would block sf.info, and refine reads each file twice
+        raise CommandError(f"{path}: not a regular file (a pipe or a device), cannot read audio")
     try:
         info = sf.info(str(p))
     except _SOUNDFILE_ERRORS as err:
@@ -195,6 +206,17 @@ def _check_inputs(sf, args):
     return sft, mix, infos, subtype, list(names)
 
 
+def _check_overflow(spectrum, path, args):
+    """Samples near float32's largest value are finite in a file, not in its STFT."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        peak = _peak(spectrum)
+    if not np.isfinite(peak):
+        raise CommandError(
+            f"{path}: samples too large: their STFT overflows {args.precision}; "
+            "scale the file down"
+        )
+
+
 def _wav_writer(sf, audio, sample_rate, subtype):
     def write_to(file):
         sf.write(file, audio, sample_rate, subtype=subtype, format="WAV")
@@ -217,12 +239,15 @@ def _cmd_refine(args):
     with bars.bar("STFT", total=nb_frames * (1 + nb_estimates), unit="frame") as update:
         x = stft(sft, mixture, dtype, progress=update)
         del mixture
+        _check_overflow(x, args.mixture, args)
         v = np.empty((nb_frames, sft.f_pts, v_channels, nb_estimates), dtype=real)
         for j, path in enumerate(args.estimates):
             estimate = _fit_length(_read_audio(sf, path, real.name), nb_samples)
-            magnitude = np.abs(stft(sft, estimate, dtype, progress=update))
-            v[..., j] = magnitude if args.alpha == 1 else magnitude**args.alpha
+            with np.errstate(over="ignore", invalid="ignore"):
+                magnitude = np.abs(stft(sft, estimate, dtype, progress=update))
+                v[..., j] = magnitude if args.alpha == 1 else magnitude**args.alpha
             del estimate, magnitude
+            _check_overflow(v[..., j], path, args)
 
     passes = contextlib.nullcontext()  # a plain softmask has no EM passes to report
     if args.iterations:
