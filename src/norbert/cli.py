@@ -212,8 +212,7 @@ def _check_overflow(spectrum, path, args):
         peak = _peak(spectrum)
     if not np.isfinite(peak):
         raise CommandError(
-            f"{path}: samples too large: their STFT overflows {args.precision}; "
-            "scale the file down"
+            f"{path}: samples too large: their STFT overflows {args.precision}; scale the file down"
         )
 
 
