@@ -22,6 +22,7 @@ from norbert._validation import (
     check_mixture,
     check_out,
     check_progress,
+    check_result,
     check_sources,
     check_spectrograms,
     raise_for_status,
@@ -90,6 +91,8 @@ def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logi
     out = check_out(out, (T, F, C, J), cdtype, [("x", x), sources], what=f"{func}'s y",
                     n_threads=n_threads)
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
+    # a block never spans more than the track; the kernels take a C Py_ssize_t
+    fpb = min(fpb, max(1, T))
     return x, sources[1], cdtype, iterations, eps, logit, n_threads, out, fpb
 
 
@@ -163,7 +166,9 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         # as upstream: the initial estimate (a copy, never the caller's object) and zeros
         check_finite(y, "y", "expectation_maximization")
         check_finite(x, "x", "expectation_maximization")
-        out[...] = y
+        with np.errstate(over="ignore"):
+            out[...] = y
+        check_result([out], "expectation_maximization", [("y", y, False), ("x", x, False)])
         return out, np.zeros((T, F, J), real_dtype(cdtype)), np.zeros((F, C, C, J), cdtype)
     state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
                    progress=progress, func="expectation_maximization")
@@ -381,6 +386,7 @@ def wiener_gain(v_j, R_j, inv_Cxx, *, workers=None):
         np.ascontiguousarray(inv_Cxx, cdtype), G, resolve_workers(workers),
     )
     raise_for_status(status, "wiener_gain")
+    check_result([G], "wiener_gain")
     return G
 
 
@@ -430,6 +436,7 @@ def apply_filter(x, W, *, workers=None):
     status = _filter.apply(np.ascontiguousarray(x, cdtype), np.ascontiguousarray(W, cdtype),
                            y, resolve_workers(workers))
     raise_for_status(status, "apply_filter")
+    check_result([y], "apply_filter")
     return y
 
 
@@ -483,6 +490,7 @@ def get_mix_model(v, R, *, workers=None):
     status = _filter.mix_model(np.ascontiguousarray(v, real_dtype(cdtype)),
                                np.ascontiguousarray(R, cdtype), Cxx, resolve_workers(workers))
     raise_for_status(status, "get_mix_model")
+    check_result([Cxx], "get_mix_model")
     return Cxx
 
 
@@ -532,4 +540,6 @@ def get_local_gaussian_model(y_j, eps=1.0, *, workers=None):
         # the driver calls the array "x"; say where the caller's y_j is not finite
         check_finite(y_j, "y_j", "get_local_gaussian_model")
         raise
-    return state.P[..., 0], state.covariance()[..., 0]
+    v_j, R_j = state.P[..., 0], state.covariance()[..., 0]
+    check_result([v_j, R_j], "get_local_gaussian_model")
+    return v_j, R_j

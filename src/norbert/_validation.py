@@ -54,6 +54,7 @@ __all__ = [
     "check_out",
     "check_progress",
     "check_finite",
+    "check_result",
     "allocate",
     "resolve_eps",
     "resolve_workers",
@@ -213,6 +214,9 @@ def resolve_eps(eps, dtype, name="eps"):
     return eps
 
 
+_MAX_WORKERS = 2**31 - 1
+
+
 def resolve_workers(workers):
     """Number of threads for a call.
 
@@ -229,6 +233,8 @@ def resolve_workers(workers):
         raise TypeError(f"workers must be None or an integer, got {workers!r}") from None
     if workers == 0:
         raise ParameterError("workers must be a positive or negative integer, got 0")
+    if workers > _MAX_WORKERS:  # the kernels take a C int
+        raise ParameterError(f"workers must be at most {_MAX_WORKERS}, got {workers}")
     if workers < 0:
         workers = max(1, (os.cpu_count() or 1) + 1 + workers)
     return workers
@@ -335,6 +341,18 @@ def check_finite(a, name, func, nonnegative=False, offset=(0, 0)):
             f"{func}: {name} must be finite{' and non-negative' if nonnegative else ''}; "
             f"found {what} value {value!r} at index {where}{hint}"
         )
+
+
+def check_result(results, func, arrays=()):
+    """Raise the overflow ValueError if a result of finite inputs is not finite.
+
+    For the functions whose kernels store into the working precision without checking
+    it (complex64 products or |y|^2 past float32's range become inf): one block-wise pass
+    over each result. arrays: as raise_for_status's, to name a non-finite input first.
+    """
+    for a in results:
+        if a.size and _first_bad(a, negative_allowed=True) is not None:
+            raise_for_status(Status.NOT_FINITE, func, arrays)
 
 
 def raise_for_status(status, func, arrays=(), offset=(0, 0)):
