@@ -6,22 +6,51 @@ returns a new array and leaves its inputs unmodified.
 
 import numpy as np
 
-from norbert._validation import ParameterError, _as_array, _check_ndim, allocate, check_finite
+from norbert._validation import (
+    ParameterError,
+    _as_array,
+    _check_ndim,
+    allocate,
+    check_finite,
+    check_result,
+)
 
 __all__ = ["residual_model", "smooth", "reduce_interferences", "compress_filter"]
 
 
+def _overflowing(minus_z):
+    """Where exp(-z) overflows for a complex z, and exp(z) for the logistic's other form.
+
+    A complex inf has no direction: 1 / (1 + inf) is NaN there, not the limit 0. Those
+    entries are computed as exp(z) / (1 + exp(z)) instead (|exp(z)| is then tiny); real
+    arrays get the limits from inf as they are, and every other entry keeps its bits.
+    """
+    if minus_z.dtype.kind != "c":
+        return None, None
+    big = minus_z.real > np.log(np.finfo(minus_z.real.dtype).max)
+    return big, np.exp(-minus_z[big])
+
+
 def _logistic(W, threshold, slope):
-    return 1.0 / (1.0 + np.exp(-slope * (W - threshold)))
+    minus_z = np.asarray(-slope * (W - threshold))
+    big, e = _overflowing(minus_z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = np.asarray(1.0 / (1.0 + np.exp(minus_z)))
+    if big is not None:
+        result[big] = e / (1.0 + e)
+    return result
 
 
 def _logistic_inplace(a, threshold, slope):
     """a <- _logistic(a, threshold, slope), the same operations without temporaries."""
     np.subtract(a, threshold, out=a)
     np.multiply(a, -slope, out=a)
+    big, e = _overflowing(a)
     np.exp(a, out=a)
     np.add(a, 1.0, out=a)
     np.reciprocal(a, out=a)
+    if big is not None:
+        a[big] = e / (1.0 + e)
     return a
 
 
@@ -32,9 +61,28 @@ def _blur(v, width, temporal, out):
     from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
     if temporal:
+        if width * width == 0:  # no blur (scipy would divide by width ** 2)
+            out[...] = v
+            return out
         return gaussian_filter1d(v, sigma=width, axis=0, output=out)
     sigma = [width] * min(v.ndim, 2) + [0.0] * max(0, v.ndim - 2)
     return gaussian_filter(v, sigma=sigma, truncate=width, output=out)
+
+
+def _check_kernel_size(width, temporal):
+    """MemoryError when scipy could not even describe the Gaussian's taps as an array.
+
+    scipy.ndimage samples the Gaussian over +-(truncate * width) (truncate: 4 along time,
+    `width` otherwise) as float64 and int64 arrays; past 2**63 bytes it would fail with an
+    OverflowError or a ValueError that does not say why. Smaller but still impossible
+    kernels raise NumPy's own MemoryError, which gives their size.
+    """
+    radius = 4.0 * width if temporal else width * width
+    if not np.isfinite(radius) or (2 * int(radius + 0.5) + 1) * 8 >= 2**63:
+        raise MemoryError(
+            f"smooth: the Gaussian kernel of width {width!r} needs more than 2**63 bytes "
+            f"({radius:.3g} taps on each side), which cannot be allocated"
+        )
 
 
 def _float_dtype(a):
@@ -130,6 +178,8 @@ def residual_model(v, x, alpha=1, autoscale=False):
     total = sources.sum(axis=-1)
     np.subtract(vx, total, out=total)
     np.maximum(total, 0, out=out[..., -1])
+    # |x| ** alpha, the gains or the sums past the output's range: refused, not inf
+    check_result([out], "residual_model", [("v", v, True), ("x", x, False)])
     return out
 
 
@@ -178,6 +228,7 @@ def smooth(v, width=1, temporal=False):
         raise ParameterError(f"width must be >= 0, got {width}")
     # the output first: an impossible size fails before a pass over v
     out = allocate(v.shape, _float_dtype(v), "smooth's output")
+    _check_kernel_size(width, temporal)
     check_finite(v, "v", "smooth")  # a NaN would be blurred over its neighbours
     return _blur(v.astype(out.dtype, copy=False), width, temporal, out)
 
@@ -241,8 +292,11 @@ def reduce_interferences(v, thresh=0.6, slope=15):
     s = _blur(v, 10, False, out)  # s = smooth(v, 10), then the mask, in out
     total = eps + np.sum(s, axis=-1, keepdims=True)
     np.divide(s, total, out=out)
-    _logistic_inplace(out, thresh, slope)
-    return np.multiply(out, v, out=out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _logistic_inplace(out, thresh, slope)
+    np.multiply(out, v, out=out)
+    check_result([out], "reduce_interferences")  # e.g. a thresh that float32 cannot hold
+    return out
 
 
 def compress_filter(W, thresh=0.6, slope=15):
@@ -288,11 +342,15 @@ def compress_filter(W, thresh=0.6, slope=15):
     slope = _check_real(slope, "slope")
     out = allocate(W.shape, _float_dtype(W), "compress_filter's output")
     check_finite(W, "W", "compress_filter")
-    if W.shape[-1] == 1:
-        out[...] = W
-        return _logistic_inplace(out, thresh, slope)
-    eps = np.finfo(out.dtype).eps
-    gains = np.trace(W, axis1=-2, axis2=-1).astype(out.dtype, copy=False)
-    return np.multiply(
-        W, (_logistic(gains, thresh, slope) / (eps + gains))[..., None, None], out=out
-    )
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if W.shape[-1] == 1:
+            out[...] = W
+            _logistic_inplace(out, thresh, slope)
+        else:
+            eps = np.finfo(out.dtype).eps
+            gains = np.asarray(np.trace(W, axis1=-2, axis2=-1)).astype(out.dtype, copy=False)
+            mask = _logistic(gains, thresh, slope) / (eps + gains)
+            np.multiply(W, mask[..., None, None], out=out)
+    # the poles of a complex logistic, tr W = -eps, a thresh past float32: refused, not NaN
+    check_result([out], "compress_filter")
+    return out
