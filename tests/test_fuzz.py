@@ -1,0 +1,597 @@
+"""Property-based fuzzing of every public function: any input gives a result or a clean error.
+
+Each test draws a call of one public function from everything a caller can pass: sizes
+from 0 up (small, so examples are fast), every dtype (complex, real, float16, integers,
+bool, object, lists), layouts (Fortran, strided, negative strides, big-endian, read-only),
+values (zeros, subnormals, huge, NaN, inf, negative), odd parameters and ``out=`` arrays
+(read-only, wrong shape or dtype, overlapping an input). An oracle (``_expect_*``) says
+from the policies of ``norbert/_validation.py`` whether the call is valid. The allowed
+outcomes:
+
+- a valid call returns outputs of the documented shapes and dtypes, all finite;
+- any call may raise TypeError, ValueError (ParameterError) or MemoryError, but a valid
+  one only when its values are huge for the working precision (e.g. the known complex64
+  "computation overflowed" error when spectrograms are ~1e30 times the mixture);
+- an invalid call always raises one of those three;
+- nothing else: no other exception, no crash or hang, and the inputs never change.
+
+``NORBERT_FUZZ_EXAMPLES`` sets the examples per test (default 600, 6600 in all: about
+30 s on two cores); the search is derandomized, so a run is reproducible.
+``--hypothesis-show-statistics`` shows how often each verdict met each outcome.
+"""
+
+import copy
+import fractions
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import norbert
+from norbert import contrib
+
+EXAMPLES = int(os.environ.get("NORBERT_FUZZ_EXAMPLES", "600"))
+FUZZ = settings(
+    derandomize=True,
+    deadline=None,
+    max_examples=EXAMPLES,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+ALLOWED = (TypeError, ValueError, MemoryError)
+OK, ERROR, EITHER = "ok", "error", "either"
+
+# ------------------------------------------------------------------ drawing arrays
+DTYPES = {
+    # the dtypes a role prefers come first (hypothesis shrinks towards them)
+    "stft": ["complex128", "complex64", "complex128", "complex64", "clongdouble", "float64",
+             "int64", "bool", "object"],
+    "spec": ["float64", "float32", "float64", "float32", "float16", "int64", "uint8", "int8",
+             "longdouble", "complex128", "bool", "object"],
+    "cplx": ["complex128", "complex64", "float64", "float32", "complex128", "float16", "int8",
+             "clongdouble", "bool", "object"],
+    "real": ["float64", "float32", "complex128", "complex64", "float16", "int64", "uint8",
+             "longdouble", "bool", "object"],
+}
+VALID_KINDS = {"stft": "c", "spec": "iuf", "cplx": "iufc", "real": "iufc"}
+LEVELS = ["normal", "normal", "normal", "zero", "subnormal", "wide", "huge"]
+
+
+def mostly(common, rare, odds=9):
+    """Draws from `common` `odds` times out of `odds + 1`, else from `rare`: each way of
+    spoiling a call is rare, so that about half the calls are valid and get computed."""
+    pick = st.sampled_from([True] * odds + [False])
+    return pick.flatmap(lambda common_one: st.sampled_from(common if common_one else rare))
+
+
+def _split_dtypes(role):
+    ok = [d for d in DTYPES[role] if np.dtype(d).kind in VALID_KINDS[role]]
+    return mostly(ok, [d for d in DTYPES[role] if d not in ok])
+
+
+DTYPE_STRATEGIES = {role: _split_dtypes(role) for role in DTYPES}
+SPECIALS = mostly([None], ["nan", "inf", "-inf", "negative"])
+LAYOUTS = ["C", "C", "C", "F", "strided", "reversed", "bigendian", "readonly", "list"]
+
+
+def _values(rng, shape, dtype, level, special):
+    """An array of `dtype` and `shape` with values of the given level."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iub":
+        hi = {"huge": np.iinfo(np.int8 if dtype.kind != "u" else np.uint8).max}.get(level, 20)
+        a = np.asarray(rng.integers(0, hi + 1, size=shape))
+        if dtype.kind == "i" and special is not None and a.size:
+            a.flat[rng.integers(a.size)] = -1
+        if dtype.kind == "i" and level == "huge":
+            a = a * (np.iinfo(dtype).max // 200)
+        return a.astype(dtype)
+    scale = {
+        "normal": 1.0,
+        "zero": 0.0,
+        "subnormal": 5e-324 if dtype.itemsize >= 8 and dtype.kind != "c" else 1e-40,
+        "wide": 1.0,
+        "huge": float(rng.choice([1e30, 1e38, 1e150, 1e300])),
+    }[level]
+    if level == "subnormal" and dtype in (np.float16,):
+        scale = 1e-7
+    if level == "subnormal" and dtype == np.complex128:
+        scale = 5e-324
+    mag = np.asarray(rng.random(shape) * scale)
+    if level == "wide":  # 24 orders of magnitude between entries
+        mag = np.asarray(10.0 ** rng.uniform(-12, 12, shape))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if dtype.kind == "c":
+            a = np.asarray(mag * np.exp(2j * np.pi * rng.random(shape))).astype(dtype)
+        elif dtype.kind == "O":
+            a = mag.astype(object)
+        else:
+            a = mag.astype(dtype)
+    if special is not None and a.size and dtype.kind != "O":
+        value = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "negative": -1.0}[special]
+        a.flat[rng.integers(a.size)] = value
+    return a
+
+
+def _relayout(a, layout):
+    """The same values as `a` in another memory layout (or as nested lists)."""
+    if layout == "F":
+        return np.asfortranarray(a)
+    if layout == "strided":
+        return np.stack([a, a], axis=-1)[..., 0]
+    if layout == "reversed":  # negative strides on every axis
+        index = (slice(None, None, -1),) * a.ndim
+        return a[index].copy()[index]
+    if layout == "bigendian":
+        return a.astype(a.dtype.newbyteorder(">")) if a.dtype.kind in "iufc" else a
+    if layout == "readonly":
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+    if layout == "list":
+        return a.tolist()
+    return a
+
+
+@st.composite
+def arrays(draw, shape, role):
+    """An array argument of `shape` (sometimes spoiled: an axis resized, added or removed)."""
+    shape = list(shape)
+    spoil = draw(mostly([None], ["resize", "add", "drop"], odds=19))
+    if spoil == "resize" and shape:
+        shape[draw(st.integers(0, len(shape) - 1))] = draw(st.integers(0, 4))
+    elif spoil == "add":
+        shape.insert(draw(st.integers(0, len(shape))), draw(st.integers(0, 2)))
+    elif spoil == "drop" and shape:
+        del shape[draw(st.integers(0, len(shape) - 1))]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = _values(rng, tuple(shape), draw(DTYPE_STRATEGIES[role]),
+                draw(st.sampled_from(LEVELS)), draw(SPECIALS))
+    return _relayout(a, draw(st.sampled_from(LAYOUTS)))
+
+
+sizes = st.integers(0, 8)
+counts = mostly([1, 2, 1, 2, 3, 4], [0])  # channels, sources
+
+
+def params(*pairs):
+    """A parameter drawn from (value, valid) pairs; valid is True, False or EITHER."""
+    return mostly([p for p in pairs if p[1] is True], [p for p in pairs if p[1] is not True])
+
+
+EPS = params((None, True), (0, True), (1e-3, True), (np.float32(1e-3), True), (1.0, True),
+             (5e-324, True), (1e300, True), (fractions.Fraction(1, 3), True), (-0.0, True),
+             (-1.0, False), (float("nan"), False), (float("inf"), False), ("1e-3", False),
+             (True, False), ([1e-3], False), (1j, False))
+WORKERS = params((None, True), (1, True), (2, True), (-1, True), (np.int64(2), True),
+                 (3, True), (-1000, True), (64, True), (0, False), (1.5, False), ("2", False),
+                 (True, EITHER), (2**31 - 1, EITHER), (2**31, False), (2**70, False))
+ITERATIONS = params((0, True), (1, True), (2, True), (np.int64(1), True), (3, True),
+                    (-1, False), (1.5, False), (True, False), ("1", False), (None, False),
+                    (np.float64(1.0), False))
+FRAMES = params((None, True), (1, True), (2, True), (np.int32(3), True), (10**9, True),
+                (2**62, True), (2**70, True), (0, False), (-2, False), (1.5, False),
+                (True, False), ("2", False))
+LOGIT = params((None, True), (0.3, True), (np.float32(0.5), True), (0.999, True), (1e-300, True),
+               (0, False), (1, False), (float("nan"), False), (-0.5, False), ("0.5", False),
+               (True, False), ([0.5], False))
+PROGRESS = params((None, True), (lambda done, total: None, True), (3, False), ("tqdm", False))
+REAL = params((0.6, True), (0.0, True), (-3, True), (np.float32(0.5), True), (15, True),
+              (1e300, EITHER), (-1e300, EITHER), (float("nan"), False), (float("inf"), False),
+              ("0.5", False), (None, False), (True, False), (1j, False))
+ALPHA = params((1, True), (2, True), (0.5, True), (np.float32(1.5), True), (1e-3, True),
+               (0, False), (-1, False), (float("nan"), False), (float("inf"), False),
+               ("1", False), (None, False), (True, False))
+WIDTH = params((1, True), (0, True), (2.5, True), (np.int64(3), True), (0.01, True),
+               (1e10, EITHER), (1e300, EITHER), (-1, False), (float("nan"), False),
+               (float("inf"), False), ("1", False), (None, False), (True, False))
+TEMPORAL = st.sampled_from([False, True, 0, 1, None, "yes", np.bool_(True)])
+VERBOSE = st.sampled_from([0, False, None])
+
+
+# ------------------------------------------------------------------ the oracle
+def _asarray(a):
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError):
+        return None
+
+
+def _numeric(a, kinds="iufc"):
+    return a is not None and a.dtype.kind in kinds
+
+
+def _finite(a, nonnegative=False):
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(a)) and (not nonnegative or np.all(a >= 0)))
+
+
+def _stft_dtype(a):
+    return np.dtype(np.complex64 if a.dtype.itemsize == 8 else np.complex128)
+
+
+def _common_complex(*arrays):
+    dt = np.result_type(*[a.dtype for a in arrays], np.complex64)
+    return np.dtype(np.complex64 if dt.itemsize <= 8 else np.complex128)
+
+
+def _contrib_dtype(a):
+    if a.dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        return a.dtype
+    return np.dtype(np.complex128 if a.dtype.kind == "c" else np.float64)
+
+
+def _real(cdtype):
+    return np.empty(0, cdtype).real.dtype
+
+
+def _huge(arrays, dtype, power=0.25):
+    """Whether values are so large that products in `dtype` may overflow (then a clear
+    ValueError is an allowed answer to an otherwise valid call)."""
+    limit = float(np.finfo(dtype).max) ** power
+    with np.errstate(invalid="ignore", over="ignore"):
+        return any(a.size and float(np.max(np.abs(a.astype(np.complex128)))) > limit
+                   for a in arrays)
+
+
+def _verdict(valid, specs, huge=False):
+    if valid is False:
+        return ERROR, specs
+    if valid is EITHER or huge:
+        return EITHER, specs
+    return OK, specs
+
+
+def _params_valid(*flags):
+    if False in flags:
+        return False
+    return EITHER if EITHER in flags else True
+
+
+def _out_valid(out, shape, dtype, inputs):
+    """check_out's rules; EITHER when out overlaps an input that has no elements."""
+    if out is None:
+        return True
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        return False
+    if not out.flags.writeable or not out.flags.c_contiguous:
+        return False
+    for a in inputs:
+        if isinstance(a, np.ndarray) and np.may_share_memory(out, a):
+            return False
+    return True
+
+
+def _expect_filter(name, kw, arrays_ok):
+    """wiener, softmask, expectation_maximization."""
+    x = _asarray(kw["x"])
+    src_name = "y" if name == "expectation_maximization" else "v"
+    s = _asarray(kw[src_name])
+    valid = _numeric(x, "c") and x.ndim == 3 and x.shape[2] >= 1
+    if not valid:
+        return ERROR, None
+    T, F, C = x.shape
+    cdtype = _stft_dtype(x)
+    if src_name == "v":
+        valid = (_numeric(s, "iuf") and s.ndim == 4 and s.shape[:2] == (T, F)
+                 and s.shape[2] in (1, C) and s.shape[3] >= 1)
+    else:
+        valid = _numeric(s, "c") and s.ndim == 4 and s.shape[:3] == (T, F, C) and s.shape[3] >= 1
+    if not valid:
+        return ERROR, None
+    J = s.shape[3]
+    specs = [((T, F, C, J), cdtype)]
+    if name == "expectation_maximization":
+        specs += [((T, F, J), _real(cdtype)), ((F, C, C, J), cdtype)]
+    out_ok = _out_valid(kw.get("out"), (T, F, C, J), cdtype, [kw["x"], kw[src_name]])
+    finite = _finite(x) and _finite(s, nonnegative=src_name == "v")
+    valid = _params_valid(arrays_ok, out_ok, finite)
+    return _verdict(valid, specs, _huge([x, s], _real(cdtype)))
+
+
+def _expect_local_gaussian(kw, arrays_ok):
+    y = _asarray(kw["y_j"])
+    if not (_numeric(y, "c") and y.ndim == 3 and y.shape[2] >= 1):
+        return ERROR, None
+    T, F, C = y.shape
+    cdtype = _stft_dtype(y)
+    specs = [((T, F), _real(cdtype)), ((F, C, C), cdtype)]
+    return _verdict(_params_valid(arrays_ok, _finite(y)), specs, _huge([y], _real(cdtype)))
+
+
+def _expect_mix_model(kw, arrays_ok):
+    v, R = _asarray(kw["v"]), _asarray(kw["R"])
+    if not (_numeric(v, "iuf") and v.ndim == 3 and _numeric(R) and R.ndim == 4):
+        return ERROR, None
+    T, F, J = v.shape
+    C = R.shape[1]
+    if R.shape != (F, C, C, J):
+        return ERROR, None
+    cdtype = _common_complex(R)
+    valid = _params_valid(arrays_ok, _finite(v, True), _finite(R))
+    return _verdict(valid, [((T, F, C, C), cdtype)], _huge([v, R], _real(cdtype)))
+
+
+def _expect_gain(kw, arrays_ok):
+    v, R, inv = (_asarray(kw[k]) for k in ("v_j", "R_j", "inv_Cxx"))
+    if not (_numeric(v, "iuf") and v.ndim == 2 and _numeric(R) and R.ndim == 3
+            and _numeric(inv) and inv.ndim == 4):
+        return ERROR, None
+    T, F = v.shape
+    C = R.shape[1]
+    if R.shape != (F, C, C) or inv.shape != (T, F, C, C):
+        return ERROR, None
+    cdtype = _common_complex(R, inv)
+    valid = _params_valid(arrays_ok, _finite(v, True), _finite(R), _finite(inv))
+    return _verdict(valid, [((T, F, C, C), cdtype)], _huge([v, R, inv], _real(cdtype)))
+
+
+def _expect_apply(kw, arrays_ok):
+    x, W = _asarray(kw["x"]), _asarray(kw["W"])
+    if not (_numeric(x) and x.ndim == 3 and _numeric(W) and W.ndim == 4):
+        return ERROR, None
+    T, F, C = x.shape
+    if W.shape != (T, F, C, C):
+        return ERROR, None
+    cdtype = _common_complex(x, W)
+    valid = _params_valid(arrays_ok, _finite(x), _finite(W))
+    return _verdict(valid, [((T, F, C), cdtype)], _huge([x, W], _real(cdtype)))
+
+
+def _expect_residual(kw, arrays_ok):
+    v, x = _asarray(kw["v"]), _asarray(kw["x"])
+    if not (_numeric(v, "iuf") and v.ndim == 4 and _numeric(x) and x.ndim == 3):
+        return ERROR, None
+    T, F, C = x.shape
+    if v.shape[:2] != (T, F) or v.shape[2] not in (1, C):
+        return ERROR, None
+    dtype = np.result_type(_contrib_dtype(v), np.float32)
+    valid = _params_valid(arrays_ok, _finite(v, True), _finite(x))
+    alpha = float(kw["alpha"]) if arrays_ok is not False else 1.0
+    huge = _huge([v, x], dtype, power=0.25 / max(1.0, alpha))
+    return _verdict(valid, [((T, F, C, v.shape[3] + 1), dtype)], huge)
+
+
+def _expect_same_shape(kw, arrays_ok, arg, kinds, nonnegative, min_ndim=1, square=False):
+    """smooth, reduce_interferences, compress_filter: the output is shaped as the input."""
+    a = _asarray(kw[arg])
+    if not (_numeric(a, kinds) and a.ndim >= min_ndim):
+        return ERROR, None
+    if square and a.shape[-1] != a.shape[-2]:
+        return ERROR, None
+    dtype = _contrib_dtype(a)
+    valid = _params_valid(arrays_ok, _finite(a, nonnegative))
+    return _verdict(valid, [(a.shape, dtype)], _huge([a], _real(dtype)))
+
+
+# ------------------------------------------------------------------ running a call
+def _snapshot(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return copy.deepcopy(value)
+
+
+def _same(before, after):
+    if isinstance(before, np.ndarray):
+        if before.dtype != after.dtype or before.shape != after.shape:
+            return False
+        if before.dtype.kind in "fc":
+            return bool(np.array_equal(before, after, equal_nan=True))
+        return bool(np.array_equal(before, after))
+    return repr(before) == repr(after)  # lists: compare NaN-safely through their text
+
+
+def _run(func, kw, verdict):
+    """Call func(**kw) and check the outcome against the oracle's verdict."""
+    expect, specs = verdict
+    arrays_in = {k: v for k, v in kw.items() if k != "out"}
+    before = {k: _snapshot(v) for k, v in arrays_in.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's overflow warnings on huge values
+        try:
+            result = func(**kw)
+        except ALLOWED as exc:
+            event(f"{expect} -> {type(exc).__name__}")
+            assert expect != OK, f"a valid call raised {type(exc).__name__}: {exc}"
+            result = exc
+        except Exception as exc:  # noqa: BLE001  (any other exception is the failure)
+            pytest.fail(f"{type(exc).__name__} is not an allowed outcome: {exc}")
+    for k, value in arrays_in.items():
+        assert _same(before[k], value), f"the input {k} was modified"
+    if isinstance(result, Exception):
+        return result
+    event(f"{expect} -> result")
+    assert expect != ERROR, "an invalid call returned a result"
+    outs = result if isinstance(result, tuple) else (result,)
+    assert [(o.shape, o.dtype) for o in outs] == [(tuple(s), np.dtype(d)) for s, d in specs]
+    for o in outs:
+        assert np.all(np.isfinite(o)), "finite inputs gave a non-finite output"
+    if kw.get("out") is not None:
+        assert outs[0] is kw["out"]
+    for o in outs:
+        for k, value in arrays_in.items():
+            if isinstance(value, np.ndarray):
+                assert not np.shares_memory(o, value), f"an output shares memory with {k}"
+    return result
+
+
+# ------------------------------------------------------------------ the tests
+@st.composite
+def dims(draw):
+    return draw(sizes), draw(sizes), draw(counts), draw(counts)
+
+
+@st.composite
+def outs(draw, kw, src):
+    """out=: None or an array that is right, read-only, mis-shaped, or overlaps an input."""
+    kind = draw(mostly([None, None, "exact"], ["readonly", "shape", "dtype", "fortran",
+                                               "overlap-x", "overlap-src", "list"], odds=5))
+    x = _asarray(kw["x"])
+    s = _asarray(kw[src])
+    if kind is None or not (_numeric(x, "c") and x.ndim == 3 and s is not None and s.ndim == 4):
+        return kw
+    shape = x.shape + s.shape[3:]
+    dtype = _stft_dtype(x)
+    out = np.zeros(shape, dtype)
+    if kind == "readonly":
+        out.flags.writeable = False
+    elif kind == "shape":
+        out = np.zeros(shape[:-1] + (shape[-1] + 1,), dtype)
+    elif kind == "dtype":
+        out = np.zeros(shape, np.complex64 if dtype == np.complex128 else np.complex128)
+    elif kind == "fortran":
+        out = np.asfortranarray(out)
+    elif kind == "list":
+        out = out.tolist()
+    elif kind == "overlap-x" and x.dtype == dtype and out.size >= x.size:
+        # x is the first part of out's buffer
+        view = out.reshape(-1)[: x.size].reshape(x.shape)
+        view[...] = x
+        kw = {**kw, "x": view}
+    elif kind == "overlap-src" and src == "y" and s.shape == shape and s.dtype == dtype:
+        out = np.array(s)  # y and out are the same array
+        kw = {**kw, "y": out}
+    elif kind == "overlap-src" and src == "v" and s.dtype == _real(dtype):
+        flat = out.view(_real(dtype)).reshape(-1)
+        if flat.size >= s.size:
+            view = flat[: s.size].reshape(s.shape)
+            view[...] = s
+            kw = {**kw, "v": view}
+    return {**kw, "out": out}
+
+
+@FUZZ
+@given(st.data())
+def test_wiener(data):
+    T, F, C, J = data.draw(dims())
+    kw = {"v": data.draw(arrays((T, F, data.draw(st.sampled_from([1, C])), J), "spec")),
+          "x": data.draw(arrays((T, F, C), "stft"))}
+    ok = []
+    for arg, strategy in (("iterations", ITERATIONS), ("eps", EPS), ("workers", WORKERS),
+                          ("frames_per_block", FRAMES), ("progress", PROGRESS)):
+        value, valid = data.draw(strategy)
+        kw[arg] = value
+        ok.append(valid)
+    kw["use_softmask"] = data.draw(st.sampled_from([True, False, 0, 1, "yes", None]))
+    kw = data.draw(outs(kw, "v"))
+    _run(norbert.wiener, kw, _expect_filter("wiener", kw, _params_valid(*ok)))
+
+
+@FUZZ
+@given(st.data())
+def test_softmask(data):
+    T, F, C, J = data.draw(dims())
+    kw = {"v": data.draw(arrays((T, F, data.draw(st.sampled_from([1, C])), J), "spec")),
+          "x": data.draw(arrays((T, F, C), "stft"))}
+    ok = []
+    for arg, strategy in (("logit", LOGIT), ("eps", EPS), ("workers", WORKERS)):
+        value, valid = data.draw(strategy)
+        kw[arg] = value
+        ok.append(valid)
+    kw = data.draw(outs(kw, "v"))
+    _run(norbert.softmask, kw, _expect_filter("softmask", kw, _params_valid(*ok)))
+
+
+@FUZZ
+@given(st.data())
+def test_expectation_maximization(data):
+    T, F, C, J = data.draw(dims())
+    kw = {"y": data.draw(arrays((T, F, C, J), "stft")), "x": data.draw(arrays((T, F, C), "stft"))}
+    ok = []
+    for arg, strategy in (("iterations", ITERATIONS), ("eps", EPS), ("workers", WORKERS),
+                          ("frames_per_block", FRAMES), ("progress", PROGRESS)):
+        value, valid = data.draw(strategy)
+        kw[arg] = value
+        ok.append(valid)
+    kw["verbose"] = data.draw(VERBOSE)
+    kw = data.draw(outs(kw, "y"))
+    verdict = _expect_filter("expectation_maximization", kw, _params_valid(*ok))
+    _run(norbert.expectation_maximization, kw, verdict)
+
+
+@FUZZ
+@given(st.data())
+def test_get_local_gaussian_model(data):
+    T, F, C, _ = data.draw(dims())
+    kw = {"y_j": data.draw(arrays((T, F, C), "stft"))}
+    (kw["eps"], eps_ok), (kw["workers"], workers_ok) = data.draw(EPS), data.draw(WORKERS)
+    if kw["eps"] is None:
+        del kw["eps"]  # None is not documented here (the default is 1.0), but accepted
+    _run(norbert.get_local_gaussian_model, kw,
+         _expect_local_gaussian(kw, _params_valid(eps_ok, workers_ok)))
+
+
+@FUZZ
+@given(st.data())
+def test_get_mix_model(data):
+    T, F, C, J = data.draw(dims())
+    kw = {"v": data.draw(arrays((T, F, J), "spec")), "R": data.draw(arrays((F, C, C, J), "cplx"))}
+    kw["workers"], workers_ok = data.draw(WORKERS)
+    _run(norbert.get_mix_model, kw, _expect_mix_model(kw, _params_valid(workers_ok)))
+
+
+@FUZZ
+@given(st.data())
+def test_wiener_gain(data):
+    T, F, C, _ = data.draw(dims())
+    kw = {"v_j": data.draw(arrays((T, F), "spec")), "R_j": data.draw(arrays((F, C, C), "cplx")),
+          "inv_Cxx": data.draw(arrays((T, F, C, C), "cplx"))}
+    kw["workers"], workers_ok = data.draw(WORKERS)
+    _run(norbert.wiener_gain, kw, _expect_gain(kw, _params_valid(workers_ok)))
+
+
+@FUZZ
+@given(st.data())
+def test_apply_filter(data):
+    T, F, C, _ = data.draw(dims())
+    kw = {"x": data.draw(arrays((T, F, C), "cplx")), "W": data.draw(arrays((T, F, C, C), "cplx"))}
+    kw["workers"], workers_ok = data.draw(WORKERS)
+    _run(norbert.apply_filter, kw, _expect_apply(kw, _params_valid(workers_ok)))
+
+
+@FUZZ
+@given(st.data())
+def test_residual_model(data):
+    T, F, C, J = data.draw(dims())
+    kw = {"v": data.draw(arrays((T, F, data.draw(st.sampled_from([1, C])), J), "spec")),
+          "x": data.draw(arrays((T, F, C), "cplx"))}
+    kw["alpha"], alpha_ok = data.draw(ALPHA)
+    kw["autoscale"] = data.draw(st.sampled_from([False, True, 0, 1, None]))
+    _run(contrib.residual_model, kw, _expect_residual(kw, _params_valid(alpha_ok)))
+
+
+@st.composite
+def any_shape(draw, min_ndim=1):
+    return tuple(draw(st.lists(st.integers(0, 6), min_size=min_ndim, max_size=5)))
+
+
+@FUZZ
+@given(st.data())
+def test_smooth(data):
+    kw = {"v": data.draw(arrays(data.draw(any_shape()), "real"))}
+    kw["width"], width_ok = data.draw(WIDTH)
+    kw["temporal"] = data.draw(TEMPORAL)
+    _run(contrib.smooth, kw, _expect_same_shape(kw, _params_valid(width_ok), "v", "iufc", False))
+
+
+@FUZZ
+@given(st.data())
+def test_reduce_interferences(data):
+    kw = {"v": data.draw(arrays(data.draw(any_shape()), "spec"))}
+    (kw["thresh"], t_ok), (kw["slope"], s_ok) = data.draw(REAL), data.draw(REAL)
+    verdict = _expect_same_shape(kw, _params_valid(t_ok, s_ok), "v", "iuf", True)
+    _run(contrib.reduce_interferences, kw, verdict)
+
+
+@FUZZ
+@given(st.data())
+def test_compress_filter(data):
+    shape = data.draw(any_shape(min_ndim=0))
+    C = data.draw(counts)
+    kw = {"W": data.draw(arrays(shape[:3] + (C, C), "real"))}
+    (kw["thresh"], t_ok), (kw["slope"], s_ok) = data.draw(REAL), data.draw(REAL)
+    verdict = _expect_same_shape(kw, _params_valid(t_ok, s_ok), "W", "iufc", False, 2, True)
+    _run(contrib.compress_filter, kw, verdict)
