@@ -8,19 +8,28 @@ Antoine Liutkus and contributors).
 
 from pathlib import Path
 
-from norbert import contrib
+from norbert import _filtering, contrib
 from norbert._core import openmp_enabled
-from norbert._filtering import (
-    apply_filter,
-    expectation_maximization,
-    get_local_gaussian_model,
-    get_mix_model,
-    softmask,
-    wiener,
-    wiener_gain,
-)
+from norbert._torch import accepts_tensors
 from norbert._validation import ParameterError, resolve_workers
-from norbert.contrib import compress_filter, reduce_interferences, residual_model, smooth
+
+# CPU torch tensors in, tensors out (no copies; torch is never imported by norbert itself).
+# contrib's functions are wrapped where they live, so norbert.contrib.smooth is norbert.smooth.
+for _name in contrib.__all__:
+    setattr(contrib, _name, accepts_tensors(getattr(contrib, _name)))
+apply_filter = accepts_tensors(_filtering.apply_filter)
+expectation_maximization = accepts_tensors(_filtering.expectation_maximization)
+get_local_gaussian_model = accepts_tensors(_filtering.get_local_gaussian_model)
+get_mix_model = accepts_tensors(_filtering.get_mix_model)
+softmask = accepts_tensors(_filtering.softmask)
+wiener = accepts_tensors(_filtering.wiener)
+wiener_gain = accepts_tensors(_filtering.wiener_gain)
+from norbert.contrib import (  # noqa: E402 (the wrapped functions)
+    compress_filter,
+    reduce_interferences,
+    residual_model,
+    smooth,
+)
 
 __version__ = "0.3.0"
 
@@ -42,6 +51,15 @@ __all__ = [
     "wiener",
     "wiener_gain",
 ]
+
+
+def __getattr__(name):
+    # norbert.compat (adapters for torch-based separators) is imported on first use
+    if name == "compat":
+        import importlib
+
+        return importlib.import_module("norbert.compat")
+    raise AttributeError(f"module 'norbert' has no attribute {name!r}")
 
 
 def get_num_threads(workers=None):
