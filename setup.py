@@ -132,11 +132,12 @@ def extensions():
 
 
 setup(
-    packages=["norbert", "norbert.dask", "norbert._core"],
+    packages=["norbert", "norbert.dask", "norbert.compat", "norbert._core"],
     package_dir={"norbert": "src/norbert", "norbert._core": "src/_core"},
     package_data={
         "norbert": ["py.typed", "*.pyi"],
         "norbert.dask": ["*.pyi"],
+        "norbert.compat": ["*.pyi"],
         "norbert._core": ["*.pxd", "*.pyi"],
     },
     exclude_package_data={"norbert._core": ["*.pyx", "*.c"]},

@@ -1,0 +1,5 @@
+# Type stubs for norbert.compat (its submodules are imported on first use).
+
+from norbert.compat import openunmix as openunmix
+
+__all__ = ["openunmix"]
