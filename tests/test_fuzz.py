@@ -168,7 +168,8 @@ EPS = params((None, True), (0, True), (1e-3, True), (np.float32(1e-3), True), (1
              (True, False), ([1e-3], False), (1j, False))
 WORKERS = params((None, True), (1, True), (2, True), (-1, True), (np.int64(2), True),
                  (3, True), (-1000, True), (64, True), (0, False), (1.5, False), ("2", False),
-                 (True, EITHER), (2**31 - 1, EITHER), (2**31, False), (2**70, False))
+                 (True, False), (np.True_, False), (2**31 - 1, EITHER), (2**31, False),
+                 (2**70, False))
 ITERATIONS = params((0, True), (1, True), (2, True), (np.int64(1), True), (3, True),
                     (-1, False), (1.5, False), (True, False), ("1", False), (None, False),
                     (np.float64(1.0), False))

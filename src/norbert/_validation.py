@@ -223,11 +223,11 @@ def resolve_workers(workers):
     None: OpenMP's limit (honours OMP_NUM_THREADS and threadpoolctl); -1: every core;
     a negative -k: every core but k - 1, as scipy.fft's ``workers``; 0 is refused.
     """
-    if _FORKED:
-        return 1
     if workers is None:
-        return max(1, max_threads())
+        return 1 if _FORKED else max(1, max_threads())
     try:
+        if isinstance(workers, (bool, np.bool_)):  # as iterations: True is not a count
+            raise TypeError
         workers = operator.index(workers)
     except TypeError:
         raise TypeError(f"workers must be None or an integer, got {workers!r}") from None
@@ -235,6 +235,8 @@ def resolve_workers(workers):
         raise ParameterError("workers must be a positive or negative integer, got 0")
     if workers > _MAX_WORKERS:  # the kernels take a C int
         raise ParameterError(f"workers must be at most {_MAX_WORKERS}, got {workers}")
+    if _FORKED:  # checked all the same: a bad value must not pass only in a child
+        return 1
     if workers < 0:
         workers = max(1, (os.cpu_count() or 1) + 1 + workers)
     return workers
