@@ -596,3 +596,19 @@ def test_compress_filter(data):
     (kw["thresh"], t_ok), (kw["slope"], s_ok) = data.draw(REAL), data.draw(REAL)
     verdict = _expect_same_shape(kw, _params_valid(t_ok, s_ok), "W", "iufc", False, 2, True)
     _run(contrib.compress_filter, kw, verdict)
+
+
+@pytest.mark.parametrize("use_softmask", [True, False])
+@pytest.mark.parametrize("iterations", [0, 1, 2])
+def test_complex64_spectrograms_far_above_the_mixture(iterations, use_softmask):
+    """Known open problem, allowed for now: complex64 x ~1e-3 with v ~1e38 (and the
+    mixture's phase as the first estimate) raises "computation overflowed" (|v|^2 past
+    float32 in the EM's PSDs) instead of separating; it must never return inf or NaN."""
+    x = np.full((4, 3, 2), 1e-3 + 1e-3j, np.complex64)
+    v = (np.random.default_rng(1).random((4, 3, 1, 2)) * 1e38).astype(np.float32)
+    try:
+        y = norbert.wiener(v, x, iterations=iterations, use_softmask=use_softmask)
+    except ValueError as exc:
+        assert "computation overflowed" in str(exc)
+    else:
+        assert y.dtype == np.complex64 and np.all(np.isfinite(y))
