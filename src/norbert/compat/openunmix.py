@@ -85,21 +85,28 @@ def _regularisation_eps(eps, nb_channels):
     return r * r
 
 
-def _split_complex(y, out, scale=1.0):
-    """(..., C, J) complex -> (..., C, 2, J) real, written into out: one pass over y."""
-    if scale == 1.0:
-        np.copyto(out[..., 0, :], y.real)
-        np.copyto(out[..., 1, :], y.imag)
-    else:
-        np.multiply(y.real, scale, out=out[..., 0, :])
-        np.multiply(y.imag, scale, out=out[..., 1, :])
-    return out
+def _to_openunmix_layout(y, scale=1.0):
+    """(..., C, J) complex -> (..., C, 2, J) real tensor over the same memory, times `scale`.
 
-
-def _result(shape, like):
-    """A CPU result tensor in `like`'s dtype and its NumPy view."""
-    out = torch.empty(shape, dtype=like.dtype)
-    return out, out.numpy()
+    Each (frame, bin, channel) holds J complex numbers, i.e. 2 J reals: open-unmix's layout
+    is the transpose of that (J, 2) block, so the result is rearranged in place, a few
+    MB of frames at a time through a small buffer. No second output-sized array, and
+    half the time of writing a fresh one (its pages are new).
+    `y` must be C-contiguous and ours (norbert's fresh results are).
+    """
+    r = y.view(y.real.dtype).reshape(y.shape + (2,))  # (T, F, C, J, 2)
+    o = r.reshape(y.shape[:-1] + (2, y.shape[-1]))  # the same memory as (T, F, C, 2, J)
+    nb_frames = y.shape[0]
+    step = max(1, (4 << 20) // max(1, r[:1].nbytes))
+    buffer = np.empty((min(step, nb_frames),) + r.shape[1:], r.dtype)
+    for t0 in range(0, nb_frames, step):
+        b = buffer[: min(step, nb_frames - t0)]
+        np.copyto(b, r[t0 : t0 + len(b)])
+        if scale == 1.0:
+            np.copyto(o[t0 : t0 + len(b)], b.swapaxes(-1, -2))
+        else:
+            np.multiply(b.swapaxes(-1, -2), scale, out=o[t0 : t0 + len(b)])
+    return torch.from_numpy(o)
 
 
 def wiener(
@@ -167,15 +174,16 @@ def wiener(
             "mix_stft must have shape (nb_frames, nb_bins, nb_channels, 2), "
             f"got {tuple(mix_stft.shape)}"
         )
+    # The Separator passes permuted (strided) windows: one contiguous copy of each costs
+    # less than half of what the filter's block-wise reading of strided inputs does.
+    x, v = np.ascontiguousarray(x), np.ascontiguousarray(v)
     nb_frames, nb_bins, nb_channels = x.shape
     nb_sources = (v.shape[-1] if v.ndim else 0) + bool(residual)
     em_eps = _regularisation_eps(eps, nb_channels)
-    out, o = _result((nb_frames, nb_bins, nb_channels, 2, nb_sources), mix_stft)
     if iterations and not residual and scale_factor == 10.0:
         # norbert.wiener is open-unmix's wiener for these arguments (one output array)
         y = _filtering.wiener(v, x, iterations, use_softmask=softmask, eps=em_eps)
-        _split_complex(y, o)
-        return out.to(device)
+        return _to_openunmix_layout(y).to(device)
     # the initial estimate: softmask, or magnitude and phase (norbert's iterations=0)
     y0 = _filtering.wiener(v, x, 0, use_softmask=softmask, eps=eps)
     if residual:
@@ -184,16 +192,14 @@ def wiener(
         np.subtract(x, y0.sum(axis=-1), out=y[..., -1])
         y0 = y
     if iterations == 0:
-        _split_complex(y0, o)
-        return out.to(device)
+        return _to_openunmix_layout(y0).to(device)
     # open-unmix's max(1, max|mix_stft| / scale_factor), in the mixture's precision
     scale = max(1.0, float(np.abs(x).max()) / scale_factor) if x.size else 1.0
     if scale != 1.0:
         x = x / np.asarray(scale, x.real.dtype)
         y0 /= np.asarray(scale, x.real.dtype)
     y = _filtering.expectation_maximization(y0, x, iterations, eps=em_eps)[0]
-    _split_complex(y, o, scale)
-    return out.to(device)
+    return _to_openunmix_layout(y, scale).to(device)
 
 
 def expectation_maximization(y, x, iterations=2, eps=1e-10, batch_size=200):
@@ -267,12 +273,11 @@ def expectation_maximization(y, x, iterations=2, eps=1e-10, batch_size=200):
         ]
         return out, v, R
     em_eps = _regularisation_eps(eps, nb_channels)
+    xc = np.ascontiguousarray(xc)  # as in wiener: faster than reading a strided x
     y_out, v, R = _filtering.expectation_maximization(yc, xc, iterations, eps=em_eps)
-    out, o = _result(y.shape, x)
-    _split_complex(y_out, o)
     R = torch.view_as_real(torch.from_numpy(R))  # (F, C, C, J, 2)
     R = [R[..., j, :].to(device).contiguous() for j in range(nb_sources)]
-    return out.to(device), torch.from_numpy(v).to(device), R
+    return _to_openunmix_layout(y_out).to(device), torch.from_numpy(v).to(device), R
 
 
 # -- patching open-unmix and demucs -----------------------------------------------------
