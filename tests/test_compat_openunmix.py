@@ -290,3 +290,14 @@ def test_separator_under_patched_is_close_to_openunmix(
     assert calls, "the Separator did not call norbert's filter"
     assert got.shape == expected.shape
     assert rel(got, expected) < 1e-5
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.5])
+def test_layout_change_over_several_blocks_and_threads(scale):
+    # 4 MB blocks: 300 frames of 513 bins x 2 channels x 4 sources (complex64) are 3 blocks
+    rng = np.random.default_rng(0)
+    shape = (300, 513, 2, 4)
+    y = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    expected = np.stack([y.real * np.float32(scale), y.imag * np.float32(scale)], axis=-2)
+    got = nc._to_openunmix_layout(y.copy(), scale)
+    assert got.shape == (300, 513, 2, 2, 4) and np.array_equal(got.numpy(), expected)
