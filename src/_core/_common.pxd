@@ -22,7 +22,8 @@ cpdef enum Estimate:
 cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items) noexcept nogil
 
 # Threads for one pass over a block of T frames and F bins, given the scratch rows.
-cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads, Py_ssize_t work_rows) noexcept nogil
+cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads,
+                      Py_ssize_t work_rows) noexcept nogil
 
 # Threads report their Status as bits (1 << status) OR-ed together; this picks the one to raise.
 cdef int worst_status(int flags) noexcept nogil

@@ -68,7 +68,8 @@ cdef int worst_status(int flags) noexcept nogil:
     return Status.OK
 
 
-cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads, Py_ssize_t work_rows) noexcept nogil:
+cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads,
+                      Py_ssize_t work_rows) noexcept nogil:
     # at least 16 bins per thread, and one thread below 4096 TF points per block
     cdef Py_ssize_t nt = n_chunks(F, n_threads, 16)
     if T * F < 4096:

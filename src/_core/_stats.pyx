@@ -97,7 +97,7 @@ cdef int _stereo_stats_chunk(
     contiguous row copies; (frames, bins, J) storage is gathered and scattered.
     """
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
-    cdef Py_ssize_t g0, n, i, j, c, t
+    cdef Py_ssize_t g0, n, i, j, t
     cdef double* X = work
     cdef double* Pin = X + 4 * nb
     cdef double* V = Pin + J * nb
@@ -166,7 +166,7 @@ cdef int _stats_chunk(
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
-    cdef Py_ssize_t t, f, c, d, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
+    cdef Py_ssize_t t, f, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
     cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
     cdef bint use_y = mode == Estimate.GIVEN
     cdef bint use_model = mode == Estimate.MODEL
@@ -177,7 +177,6 @@ cdef int _stats_chunk(
     cdef double* y = work
     cdef double* Rn
     cdef double* wf
-    cdef double p, cr, ci, dr, di
     # a TF point's PSDs, gathered / scattered when they are not contiguous
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
     cdef floating* Pst
