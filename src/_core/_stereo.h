@@ -24,8 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The lanes' 2x2 solve is _linalg.pxd's (C there, so both use one definition). */
 #ifndef NORBERT_PIVOT_TOL
-#define NORBERT_PIVOT_TOL 1e-13
+#error "the 2x2 solve (_linalg.pxd's C) must come first: cimport norbert._core._linalg"
 #endif
 
 /* GCC on x86-64 builds the kernels three times, for AVX-512 (8 doubles per instruction),

@@ -4,6 +4,8 @@ cimport cython
 from cython cimport floating
 
 from norbert._core._common cimport complex_t, Status
+# the kernels use _linalg's 2x2 solve, which is C: its code must come before theirs
+from norbert._core._linalg cimport ldl_2x2
 
 cdef extern from "_stereo.h" nogil:
     const Py_ssize_t STEREO_TILE "NORBERT_STEREO_TILE"

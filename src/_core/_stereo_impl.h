@@ -129,39 +129,16 @@ static int NORBERT_FN(norbert_stereo_solve)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t
         }
     }
     for (i = 0; i < n; i++) {
-        /* the 2x2 LDL^H of _linalg.pxd's solve_hermitian_2x2, lane by lane */
-        double ai = a[i], di = d[i], r = br[i], m = bi[i];
-        double mx = ai > di ? ai : di;
-        double tol = NORBERT_PIVOT_TOL * mx;
-        double inv_a, inv_d2, lr, li, d2, u1r, u1i, v0r, v0i, v1r, v1i;
-        ai = ai < tol ? tol : ai;
-        ai = mx > 0.0 ? ai : 1.0;           /* Cxx = 0: any pivot, z is zeroed below */
-        inv_a = 1.0 / ai;
-        lr = r * inv_a;
-        li = m * inv_a;
-        d2 = di - (r * lr + m * li);
-        d2 = d2 < tol ? tol : d2;
-        d2 = mx > 0.0 ? d2 : 1.0;
-        inv_d2 = 1.0 / d2;
-        u1r = x1r[i] - (lr * x0r[i] + li * x0i[i]);
-        u1i = x1i[i] - (lr * x0i[i] - li * x0r[i]);
-        v1r = u1r * inv_d2;
-        v1i = u1i * inv_d2;
-        v0r = x0r[i] * inv_a - (lr * v1r - li * v1i);
-        v0i = x0i[i] * inv_a - (lr * v1i + li * v1r);
-        /* all sources silent (Cxx = 0): z = 0 */
-        v0r = mx > 0.0 ? v0r : 0.0;
-        v0i = mx > 0.0 ? v0i : 0.0;
-        v1r = mx > 0.0 ? v1r : 0.0;
-        v1i = mx > 0.0 ? v1i : 0.0;
-        z0r[i] = v0r;
-        z0i[i] = v0i;
-        z1r[i] = v1r;
-        z1i[i] = v1i;
+        double z[4], r = br[i], m = bi[i];
+        double mx = norbert_ldl_2x2(a[i], d[i], r, m, x0r[i], x0i[i], x1r[i], x1i[i], z);
+        z0r[i] = z[0];
+        z0i[i] = z[1];
+        z1r[i] = z[2];
+        z1i[i] = z[3];
         /* 0 if every value is finite, NaN otherwise; kept in a's row (no longer needed)
          * and tested below, so that this loop has no integer flags and vectorises */
-        a[i] = (v0r - v0r) + (v0i - v0i) + (v1r - v1r) + (v1i - v1i) + (mx - mx) + (r - r)
-               + (m - m);
+        a[i] = (z[0] - z[0]) + (z[1] - z[1]) + (z[2] - z[2]) + (z[3] - z[3]) + (mx - mx)
+               + (r - r) + (m - m);
     }
     for (i = 0; i < n; i++)
         bad |= !(a[i] == 0.0);
