@@ -13,6 +13,10 @@ import pytest
 from conftest import random_em_problem, random_problem
 
 import norbert
+from norbert._core import Estimate, Status
+from norbert._core._common import scratch_size
+from norbert._core._filter import apply_estimate
+from norbert._core._stats import accumulate
 
 WORKERS = [1, 2, 4]
 
@@ -20,7 +24,9 @@ WORKERS = [1, 2, 4]
 def _problem(rng, nb_channels, dtype):
     # enough bins and frames that every thread gets work, odd sizes so that
     # blocks and bin ranges do not divide evenly
-    return random_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+    return random_problem(
+        rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype
+    )
 
 
 def _assert_all_equal(results):
@@ -43,8 +49,12 @@ def test_wiener_same_bits_for_any_workers(rng, dtype, nb_channels):
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_workers(rng, dtype, nb_channels):
-    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
-    _assert_all_equal([norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS])
+    y0, x = random_em_problem(
+        rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3, dtype=dtype
+    )
+    _assert_all_equal(
+        [norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
@@ -57,7 +67,9 @@ def test_softmask_same_bits_for_any_workers(rng, dtype, logit):
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("nb_channels", [1, 3])
 def test_get_local_gaussian_model_same_bits_for_any_workers(rng, dtype, nb_channels):
-    y0, _ = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=1, dtype=dtype)
+    y0, _ = random_em_problem(
+        rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=1, dtype=dtype
+    )
     y_j = np.ascontiguousarray(y0[..., 0])
     _assert_all_equal([norbert.get_local_gaussian_model(y_j, eps=1e-3, workers=w) for w in WORKERS])
 
@@ -70,7 +82,11 @@ FRAMES_PER_BLOCK = [None, 1, 5, 16, 37, 1000]
 def test_wiener_same_bits_for_any_block_size(rng, nb_channels, dtype):
     v, x = _problem(rng, nb_channels, dtype)
     _assert_all_equal(
-        [norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w) for b in FRAMES_PER_BLOCK for w in (1, 2)]
+        [
+            norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w)
+            for b in FRAMES_PER_BLOCK
+            for w in (1, 2)
+        ]
     )
 
 
@@ -78,8 +94,11 @@ def test_wiener_same_bits_for_any_block_size(rng, nb_channels, dtype):
 def test_expectation_maximization_same_bits_for_any_block_size(rng, nb_channels):
     y0, x = random_em_problem(rng, nb_frames=37, nb_bins=67, nb_channels=nb_channels, nb_sources=3)
     _assert_all_equal(
-        [norbert.expectation_maximization(y0, x, iterations=2, frames_per_block=b, workers=w)
-         for b in FRAMES_PER_BLOCK for w in (1, 2)]
+        [
+            norbert.expectation_maximization(y0, x, iterations=2, frames_per_block=b, workers=w)
+            for b in FRAMES_PER_BLOCK
+            for w in (1, 2)
+        ]
     )
 
 
@@ -108,8 +127,39 @@ def test_every_instruction_set_gives_the_same_bits():
     for isa in ("base", "avx2", "best"):
         env = dict(os.environ, NORBERT_ISA=isa)
         digests[isa] = subprocess.run(
-            [sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True,
-            check=True, timeout=120,
+            [sys.executable, "-c", _ISA_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         ).stdout.strip()
     assert len(digests["base"]) == 64
     assert digests["base"] == digests["avx2"] == digests["best"], digests
+
+
+@pytest.mark.parametrize("nb_channels", [1, 3])
+def test_kernels_report_the_same_status_for_any_threads(rng, nb_channels):
+    # a negative v in the first range of bins and a NaN later in the same frame, in the
+    # next range: one thread meets both in one range, two threads in two ranges, and the
+    # kernel must pick the same Status either way (T * F above the one-thread threshold)
+    C, J, T, F = nb_channels, 2, 20, 300
+    x = rng.standard_normal((T, F, C)) + 0j
+    v = rng.random((T, F, C, J))
+    v[0, 5, 0, 0] = -1.0
+    x[0, 130, 0] = np.nan
+    no_R = np.empty((0, 0, 0, 0, 2))
+    for n_threads in WORKERS:
+        work = np.empty((n_threads, scratch_size(C, J)))
+        y = np.empty((T, F, C, J), complex)
+        status = apply_estimate(
+            Estimate.SOFTMASK, x, v, np.empty((0, 0, 0)), no_R, 1.0, 1e-6, -1.0, 15.0, 1.0, y,
+            work, n_threads,
+        )  # fmt: skip
+        assert status == Status.NEGATIVE, n_threads
+        Rnum, weight = np.zeros((F, J, C, C, 2)), np.zeros((F, J))
+        status = accumulate(
+            Estimate.SOFTMASK, x, v, np.empty((0, 0, 0, 0), complex), np.empty((T, F, J)), no_R,
+            1.0, 1e-6, -1.0, 15.0, Rnum, weight, work, n_threads,
+        )  # fmt: skip
+        assert status == Status.NEGATIVE, n_threads

@@ -25,8 +25,10 @@ cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items
 cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads,
                       Py_ssize_t work_rows) noexcept nogil
 
-# Threads report their Status as bits (1 << status) OR-ed together; this picks the one to raise.
-cdef int worst_status(int flags) noexcept nogil
+# Status bits: 1 << Status. Where a loop meets problems at several places (tile rows, TF
+# points, threads) it ORs their bits together, without locks or order; worst_status maps
+# the bits back to the one Status to report (the same for any split of the work).
+cdef int worst_status(int bits) noexcept nogil
 
 # Offset (doubles) of the gathered PSDs in a per-point path's scratch row.
 cdef Py_ssize_t psd_scratch(Py_ssize_t C, Py_ssize_t J) noexcept nogil

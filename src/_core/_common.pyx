@@ -54,16 +54,17 @@ cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items
     return n
 
 
-cdef int worst_status(int flags) noexcept nogil:
-    if flags & (1 << Status.BAD_SHAPE):
+cdef int worst_status(int bits) noexcept nogil:
+    # the caller's errors first, then the data's: negative values before non-finite ones
+    if bits & (1 << Status.BAD_SHAPE):
         return Status.BAD_SHAPE
-    if flags & (1 << Status.SMALL_WORK):
+    if bits & (1 << Status.SMALL_WORK):
         return Status.SMALL_WORK
-    if flags & (1 << Status.BAD_MODE):
+    if bits & (1 << Status.BAD_MODE):
         return Status.BAD_MODE
-    if flags & (1 << Status.NEGATIVE):
+    if bits & (1 << Status.NEGATIVE):
         return Status.NEGATIVE
-    if flags & (1 << Status.NOT_FINITE):
+    if bits & (1 << Status.NOT_FINITE):
         return Status.NOT_FINITE
     return Status.OK
 

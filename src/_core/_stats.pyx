@@ -28,7 +28,6 @@ from norbert._core._common cimport (
 from norbert._core._stereo cimport (
     STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
     load_x, load_y, rows_in, rows_out, prefetch, stereo_given_stats, prefetch_psd, psd_rows,
-    stereo_status,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -95,6 +94,7 @@ cdef int _stereo_stats_chunk(
     block is processed by the vectorised rows of _stereo.h, and the sums are copied back.
     PSD storage laid out (frames, J, bins) is read in place (in double) and written by
     contiguous row copies; (frames, bins, J) storage is gathered and scattered.
+    Returns Status bits.
     """
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
     cdef Py_ssize_t g0, n, i, j, t
@@ -110,7 +110,7 @@ cdef int _stereo_stats_chunk(
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
     cdef Py_ssize_t ps = nb
     cdef bint direct = False
-    cdef int flags = 0
+    cdef int bits = 0
     if floating is double:
         direct = Pes == 1
         if direct:
@@ -142,12 +142,12 @@ cdef int _stereo_stats_chunk(
             load_x(n, nb, &x[t, g0, 0], scale, X)
             if mode == Estimate.MODEL:
                 Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
-                flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
+                bits |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
                 stereo_images(n, nb, J, Pt, ps, Rs, S, NULL, Pout, nb, Ws, Rns)
             else:
                 # (bins, Cv, J) -> Cv * J rows of bins
                 rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
-                flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, nb, Ws, Rns)
+                bits |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, nb, Ws, Rns)
             # the new PSDs replace the old ones only now: the images above read them
             rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
         tile_store(Rns, g0, n, nb, Rnum)
@@ -155,7 +155,7 @@ cdef int _stereo_stats_chunk(
             for j in range(J):
                 weight[g0 + i, j] = Ws[j * nb + i]
         g0 += nb
-    return stereo_status(flags)
+    return bits
 
 
 cdef int _stats_chunk(
@@ -166,6 +166,7 @@ cdef int _stats_chunk(
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
+    """The statistics of bins f0..f1 over the block's frames; returns a Status."""
     cdef Py_ssize_t t, f, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
     cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
     cdef bint use_y = mode == Estimate.GIVEN
@@ -181,10 +182,10 @@ cdef int _stats_chunk(
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
     cdef floating* Pst
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
-    cdef int st, status = Status.OK
+    cdef int st, bits = 0
     if C == 2 and (use_model or use_y or (mode == Estimate.SOFTMASK and logit < 0.0)):
-        return _stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps, sqrt_eps, Rnum,
-                                   weight, work)
+        return worst_status(_stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps,
+                                                sqrt_eps, Rnum, weight, work))
     for t in range(P.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -203,7 +204,7 @@ cdef int _stats_chunk(
             st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
                                 sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
-                status = st
+                bits |= 1 << st
             wf = &weight[f, 0]
             Rn = &Rnum[f, 0, 0, 0, 0]
             if C == 2:
@@ -213,7 +214,7 @@ cdef int _stats_chunk(
             if Pjs != 1:
                 for j in range(J):
                     Pst[j * Pjs] = Pp[j]
-    return status
+    return worst_status(bits)
 
 
 cdef int stats_kernel(

@@ -14,7 +14,7 @@
  * its position, vector width or clone, so results do not depend on threads or tiling.
  * Build with -ffp-contract=off: a fused multiply-add would change the bits between builds.
  *
- * Return value: bit flags, 1 = NaN/inf met, 2 = negative spectrogram value.
+ * Return value: Status bits (see below).
  */
 #ifndef NORBERT_STEREO_H
 #define NORBERT_STEREO_H
@@ -55,6 +55,11 @@
 #define NORBERT_FN(name) NORBERT_CAT(name, NORBERT_ISA)
 
 #define NORBERT_STEREO_TILE 64
+
+/* What the kernels report: Status bits, 1 << Status (_common.pxd), OR-ed over rows and
+ * threads and mapped back by worst_status. */
+#define NORBERT_NOT_FINITE_BIT (1 << 2) /* Status.NOT_FINITE: NaN or inf met */
+#define NORBERT_NEGATIVE_BIT (1 << 4)   /* Status.NEGATIVE: a negative spectrogram value */
 
 /* The rows a loop reads and writes never overlap: no need for run-time alias checks
  * (GCC gives up vectorising beyond ten of them). */
@@ -146,7 +151,7 @@ static int norbert_isa(void)
 #endif
 
 /* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb).
- * Returns 1 if a NaN or inf was met. */
+ * Returns NORBERT_NOT_FINITE_BIT if a NaN or inf was met. */
 static inline int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J, const double *X,
                                        const double *P, ptrdiff_t ps, const double *R,
                                        double sqrt_eps, double *S)
@@ -163,7 +168,7 @@ static inline void norbert_stereo_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
     NORBERT_CALL(norbert_stereo_images, (n, nb, J, P, ps, R, S, Y, Pout, pos, W, Rn));
 }
 
-/* Statistics of the soft-mask estimate; returns 1 (NaN/inf) | 2 (negative v) flags. */
+/* Statistics of the soft-mask estimate; returns the Status bits of the checks of v, x. */
 static inline int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                                                 ptrdiff_t Cv, const double *X, const double *V,
                                                 double eps, double *S, double *Pout,
@@ -173,7 +178,7 @@ static inline int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdi
                         (n, nb, J, Cv, X, V, eps, S, Pout, pos, W, Rn));
 }
 
-/* The soft-mask estimate into Y (J, 4, nb); returns softmask_stats' flags. */
+/* The soft-mask estimate into Y (J, 4, nb); returns softmask_stats' Status bits. */
 static inline int norbert_stereo_softmask_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                                                  ptrdiff_t Cv, const double *X, const double *V,
                                                  double eps, double *S, double *Y)

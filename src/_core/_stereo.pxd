@@ -3,7 +3,7 @@
 cimport cython
 from cython cimport floating
 
-from norbert._core._common cimport complex_t, Status
+from norbert._core._common cimport complex_t
 # the kernels use _linalg's 2x2 solve, which is C: its code must come before theirs
 from norbert._core._linalg cimport ldl_2x2
 
@@ -146,12 +146,3 @@ cdef inline const double* psd_rows(const floating* P, Py_ssize_t n, Py_ssize_t n
         return <const double*>P
     rows_in(n, nb, J, P, Pjs, Pes, Pin)
     return Pin
-
-
-cdef inline int stereo_status(int flags) noexcept nogil:
-    """The Status of the kernels' flags (1: NaN/inf met, 2: negative v), negative first."""
-    if flags & 2:
-        return Status.NEGATIVE
-    if flags & 1:
-        return Status.NOT_FINITE
-    return Status.OK

@@ -142,7 +142,7 @@ static int NORBERT_FN(norbert_stereo_solve)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t
     }
     for (i = 0; i < n; i++)
         bad |= !(a[i] == 0.0);
-    return bad ? 1 : 0;
+    return bad ? NORBERT_NOT_FINITE_BIT : 0;
 }
 
 /* y_j = P_j R_j z for every source; into Y (filter) or into the statistics (Pout, W, Rn). */
@@ -180,7 +180,7 @@ static void NORBERT_FN(norbert_stereo_images)(ptrdiff_t n, ptrdiff_t nb, ptrdiff
 }
 
 /* Soft-mask denominators den_c = eps + sum_j v_j,c into S (2, nb), with the input checks.
- * V (Cv, J, nb) with Cv = 1 (mono spectrograms) or 2. Returns 1 (NaN/inf) | 2 (negative). */
+ * V (Cv, J, nb) with Cv = 1 (mono spectrograms) or 2. Returns Status bits. */
 static int NORBERT_FN(norbert_stereo_mask_den)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                                                ptrdiff_t Cv, const double *restrict X,
                                                const double *restrict V, double eps,
@@ -212,11 +212,11 @@ static int NORBERT_FN(norbert_stereo_mask_den)(ptrdiff_t n, ptrdiff_t nb, ptrdif
         nonfinite |= (x0r[i] - x0r[i] != 0.0) | (x0i[i] - x0i[i] != 0.0)
                      | (x1r[i] - x1r[i] != 0.0) | (x1i[i] - x1i[i] != 0.0);
     }
-    return (nonfinite ? 1 : 0) | (neg ? 2 : 0);
+    return (nonfinite ? NORBERT_NOT_FINITE_BIT : 0) | (neg ? NORBERT_NEGATIVE_BIT : 0);
 }
 
 /* Statistics of the soft-mask estimate y_j,c = v_j,c / (eps + sum_k v_k,c) x_c;
- * S: scratch (2, nb). Returns the flags of mask_den. */
+ * S: scratch (2, nb). Returns the Status bits of mask_den. */
 static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
                                          ptrdiff_t Cv, const double *restrict X,
                                          const double *restrict V, double eps,
@@ -226,7 +226,7 @@ static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, 
 {
     const double *restrict V1 = V + (Cv > 1 ? J * nb : 0);
     ptrdiff_t j;
-    int flags = NORBERT_FN(norbert_stereo_mask_den)(n, nb, J, Cv, X, V, eps, S);
+    int bits = NORBERT_FN(norbert_stereo_mask_den)(n, nb, J, Cv, X, V, eps, S);
     for (j = 0; j < J; j++) {
         double *restrict q0 = Rn + 4 * j * nb;
         NORBERT_FN(norbert_stereo_mask_row)(n, V + j * nb, V1 + j * nb, S, S + nb, X, X + nb,
@@ -234,7 +234,7 @@ static int NORBERT_FN(norbert_stereo_softmask_stats)(ptrdiff_t n, ptrdiff_t nb, 
                                             W + j * nb, q0, q0 + nb, q0 + 2 * nb,
                                             q0 + 3 * nb);
     }
-    return flags;
+    return bits;
 }
 
 /* The soft-mask estimate itself, into Y (J, 4, nb) (softmask, and wiener's initial
@@ -246,13 +246,13 @@ static int NORBERT_FN(norbert_stereo_softmask_images)(ptrdiff_t n, ptrdiff_t nb,
 {
     const double *restrict V1 = V + (Cv > 1 ? J * nb : 0);
     ptrdiff_t j;
-    int flags = NORBERT_FN(norbert_stereo_mask_den)(n, nb, J, Cv, X, V, eps, S);
+    int bits = NORBERT_FN(norbert_stereo_mask_den)(n, nb, J, Cv, X, V, eps, S);
     for (j = 0; j < J; j++)
         NORBERT_FN(norbert_stereo_mask_image_row)(n, V + j * nb, V1 + j * nb, S, S + nb, X,
                                                   X + nb, X + 2 * nb, X + 3 * nb,
                                                   Y + 4 * j * nb, Y + (4 * j + 1) * nb,
                                                   Y + (4 * j + 2) * nb, Y + (4 * j + 3) * nb);
-    return flags;
+    return bits;
 }
 
 /* Statistics of given source images Y (J, 4, nb) (expectation_maximization's initial
