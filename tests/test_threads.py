@@ -102,10 +102,10 @@ def test_expectation_maximization_same_bits_for_any_block_size(rng, nb_channels)
     )
 
 
-# Each child prints a digest of every result; NORBERT_ISA picks the stereo kernels'
-# instruction set (baseline, AVX2, or the best the CPU has).
+# Each child prints the stereo kernels' instruction set, which NORBERT_ISA picks (baseline,
+# AVX2, or the best the CPU has), and a digest of every result.
 _ISA_SCRIPT = """
-import hashlib, numpy as np, norbert
+import hashlib, numpy as np, norbert, norbert._core
 rng = np.random.default_rng(7)
 h = hashlib.sha256()
 for C in (1, 2, 3):
@@ -118,24 +118,43 @@ for C in (1, 2, 3):
         y2, p, R = norbert.expectation_maximization(y, x, iterations=1)
         for a in (y, y2, p, R, norbert.softmask(v, x)):
             h.update(a.tobytes())
-print(h.hexdigest())
+print(norbert._core.isa(), h.hexdigest())
 """
 
 
+def _run_with_isa(script, isa):
+    """stdout of a child running `script` with NORBERT_ISA=isa (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "NORBERT_ISA"}
+    if isa is not None:
+        env["NORBERT_ISA"] = isa
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+
+
 def test_every_instruction_set_gives_the_same_bits():
-    digests = {}
-    for isa in ("base", "avx2", "best"):
-        env = dict(os.environ, NORBERT_ISA=isa)
-        digests[isa] = subprocess.run(
-            [sys.executable, "-c", _ISA_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout.strip()
-    assert len(digests["base"]) == 64
-    assert digests["base"] == digests["avx2"] == digests["best"], digests
+    runs = {isa: _run_with_isa(_ISA_SCRIPT, isa).split() for isa in ("base", "avx2", "best")}
+    assert runs["base"][0] == "base"
+    assert len(runs["base"][1]) == 64
+    assert runs["base"][1] == runs["avx2"][1] == runs["best"][1], runs
+
+
+# the stereo kernels' variants, lowest first
+ISAS = ["base", "avx2", "avx512"]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_norbert_isa_picks_that_variant(isa):
+    best = _run_with_isa("import norbert._core as c; print(c.isa())", None)
+    assert best in ISAS
+    if ISAS.index(isa) > ISAS.index(best):
+        pytest.skip(f"no {isa} kernels on this CPU or build (the best is {best})")
+    assert _run_with_isa("import norbert._core as c; print(c.isa())", isa) == isa
 
 
 @pytest.mark.parametrize("nb_channels", [1, 3])

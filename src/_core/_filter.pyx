@@ -22,8 +22,8 @@ from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_solve, stereo_images, tile_load, load_x, store_y, rows_in, prefetch,
-    stereo_softmask_images, prefetch_psd, psd_rows,
+    STEREO_TILE, stereo_ops_t, stereo_ops, tile_load, load_x, store_y, rows_in, prefetch,
+    prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -41,6 +41,7 @@ cdef int _stereo_filter_chunk(
 
     Returns Status bits.
     """
+    cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2]
     cdef Py_ssize_t g0, n, t
     cdef double* X = work
@@ -67,11 +68,11 @@ cdef int _stereo_filter_chunk(
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
                 prefetch_psd(&P[t + 1, g0, 0], n, J, Pjs, Pes, 0)
                 prefetch(&y_out[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 1)
-            load_x(n, nb, &x[t, g0, 0], scale, X)
-            Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
-            bits |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
-            stereo_images(n, nb, J, Pt, ps, Rs, S, Y, NULL, nb, NULL, NULL)
-            store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            load_x(ops, n, &x[t, g0, 0], scale, X)
+            Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
+            bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+            ops.model_images(n, J, Pt, ps, Rs, S, Y)
+            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return bits
 
@@ -85,6 +86,7 @@ cdef int _stereo_softmask_chunk(
 
     Returns Status bits.
     """
+    cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = y_out.shape[3], Cv = v.shape[2]
     cdef Py_ssize_t g0, n, t
     cdef double* X = work
@@ -99,10 +101,10 @@ cdef int _stereo_softmask_chunk(
             if t + 1 < y_out.shape[0]:
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
                 prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
-            load_x(n, nb, &x[t, g0, 0], scale, X)
-            rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
-            bits |= stereo_softmask_images(n, nb, J, Cv, X, V, eps, S, Y)
-            store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            load_x(ops, n, &x[t, g0, 0], scale, X)
+            rows_in(ops, n, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
+            bits |= ops.softmask_images(n, J, Cv, X, V, eps, S, Y)
+            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return bits
 

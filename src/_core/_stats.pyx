@@ -26,8 +26,8 @@ from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
-    load_x, load_y, rows_in, rows_out, prefetch, stereo_given_stats, prefetch_psd, psd_rows,
+    STEREO_TILE, stereo_ops_t, stereo_ops, tile_load, tile_store, load_x, load_y, rows_in,
+    rows_out, prefetch, prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -96,6 +96,7 @@ cdef int _stereo_stats_chunk(
     contiguous row copies; (frames, bins, J) storage is gathered and scattered.
     Returns Status bits.
     """
+    cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
     cdef Py_ssize_t g0, n, i, j, t
     cdef double* X = work
@@ -129,9 +130,9 @@ cdef int _stereo_stats_chunk(
                 # the images are an input: their statistics, nothing to solve
                 if t + 1 < P.shape[0]:
                     prefetch(&y_in[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 0)
-                load_y(n, nb, J, &y_in[t, g0, 0, 0], scale, Rs)
-                stereo_given_stats(n, nb, J, Rs, Pout, nb, Ws, Rns)
-                rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
+                load_y(ops, n, J, &y_in[t, g0, 0, 0], scale, Rs)
+                ops.given_stats(n, J, Rs, Pout, Ws, Rns)
+                rows_out(ops, n, J, Pout, &P[t, g0, 0], Pjs, Pes)
                 continue
             if t + 1 < P.shape[0]:
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
@@ -139,17 +140,17 @@ cdef int _stereo_stats_chunk(
                     prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
                 else:
                     prefetch_psd(&P[t + 1, g0, 0], n, J, Pjs, Pes, 1)
-            load_x(n, nb, &x[t, g0, 0], scale, X)
+            load_x(ops, n, &x[t, g0, 0], scale, X)
             if mode == Estimate.MODEL:
-                Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
-                bits |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
-                stereo_images(n, nb, J, Pt, ps, Rs, S, NULL, Pout, nb, Ws, Rns)
+                Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
+                bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+                ops.model_stats(n, J, Pt, ps, Rs, S, Pout, Ws, Rns)
             else:
                 # (bins, Cv, J) -> Cv * J rows of bins
-                rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
-                bits |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, nb, Ws, Rns)
+                rows_in(ops, n, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
+                bits |= ops.softmask_stats(n, J, Cv, X, V, eps, S, Pout, Ws, Rns)
             # the new PSDs replace the old ones only now: the images above read them
-            rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
+            rows_out(ops, n, J, Pout, &P[t, g0, 0], Pjs, Pes)
         tile_store(Rns, g0, n, nb, Rnum)
         for i in range(n):
             for j in range(J):
