@@ -22,8 +22,8 @@ from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_ops_t, stereo_ops, tile_load, load_x, store_y, rows_in, prefetch,
-    prefetch_psd, psd_rows,
+    STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_S, stereo_ops_t, stereo_ops, tile_load,
+    load_x, store_y, rows_in, prefetch, prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -44,11 +44,12 @@ cdef int _stereo_filter_chunk(
     cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2]
     cdef Py_ssize_t g0, n, t
+    # the scratch areas, in _stereo.h's order (norbert_stereo_scratch sizes them)
     cdef double* X = work
-    cdef double* Pin = X + 4 * nb
-    cdef double* Rs = Pin + J * nb
-    cdef double* S = Rs + 4 * J * nb
-    cdef double* Y = S + 8 * nb
+    cdef double* Pin = X + ROWS_X * nb
+    cdef double* Rs = Pin + ROWS_P * J * nb
+    cdef double* S = Rs + ROWS_R * J * nb
+    cdef double* Y = S + ROWS_S * nb
     cdef const double* Pt
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
     cdef Py_ssize_t ps = nb
@@ -89,10 +90,11 @@ cdef int _stereo_softmask_chunk(
     cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = y_out.shape[3], Cv = v.shape[2]
     cdef Py_ssize_t g0, n, t
+    # the scratch areas, in _stereo.h's order (norbert_stereo_scratch sizes them)
     cdef double* X = work
-    cdef double* V = X + 4 * nb
-    cdef double* S = V + 2 * J * nb
-    cdef double* Y = S + 8 * nb
+    cdef double* V = X + ROWS_X * nb
+    cdef double* S = V + ROWS_V * J * nb
+    cdef double* Y = S + ROWS_S * nb
     cdef int bits = 0
     g0 = f0
     while g0 < f1:

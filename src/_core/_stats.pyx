@@ -26,8 +26,9 @@ from norbert._core._common cimport (
     complex_t, Status, Estimate, pass_threads, worst_status, work_size, psd_scratch,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_ops_t, stereo_ops, tile_load, tile_store, load_x, load_y, rows_in,
-    rows_out, prefetch, prefetch_psd, psd_rows,
+    STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_RN, ROWS_W, ROWS_S, stereo_ops_t,
+    stereo_ops, tile_load, tile_store, load_x, load_y, rows_in, rows_out, prefetch,
+    prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -99,14 +100,15 @@ cdef int _stereo_stats_chunk(
     cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
     cdef Py_ssize_t g0, n, i, j, t
+    # the scratch areas, in _stereo.h's order (norbert_stereo_scratch sizes them)
     cdef double* X = work
-    cdef double* Pin = X + 4 * nb
-    cdef double* V = Pin + J * nb
-    cdef double* Rs = V + 2 * J * nb
-    cdef double* Rns = Rs + 4 * J * nb
-    cdef double* Ws = Rns + 4 * J * nb
-    cdef double* S = Ws + J * nb
-    cdef double* Pout = S + 8 * nb
+    cdef double* Pin = X + ROWS_X * nb
+    cdef double* V = Pin + ROWS_P * J * nb
+    cdef double* Rs = V + ROWS_V * J * nb
+    cdef double* Rns = Rs + ROWS_R * J * nb
+    cdef double* Ws = Rns + ROWS_RN * J * nb
+    cdef double* S = Ws + ROWS_W * J * nb
+    cdef double* Pout = S + ROWS_S * nb
     cdef const double* Pt
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
     cdef Py_ssize_t ps = nb

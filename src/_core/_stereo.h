@@ -1,9 +1,9 @@
 /*
  * Two-channel EM kernels on rows of bins stored structure-of-arrays, so that compilers
  * vectorise them across bins (the stereo case is what nearly every user runs). This
- * header is what their callers see: the table of kernels, the tile, the status bits.
- * The kernels themselves are _stereo_impl.h, compiled per instruction set by
- * _stereo_isa.h into the module norbert._core._stereo, which picks one at import.
+ * header is what their callers see: the table of kernels, the tile and its scratch, the
+ * status bits. The kernels themselves are _stereo_impl.h, compiled per instruction set
+ * by _stereo_isa.h into the module norbert._core._stereo, which picks one at import.
  *
  * A "row" is one frame of a tile of n <= nb bins, nb = NORBERT_STEREO_TILE, a constant of
  * the kernels (so their offsets compile to immediates). Arrays are [component][nb] doubles:
@@ -31,10 +31,31 @@
 #define NORBERT_NOT_FINITE_BIT (1 << 2) /* Status.NOT_FINITE: NaN or inf met */
 #define NORBERT_NEGATIVE_BIT (1 << 4)   /* Status.NEGATIVE: a negative spectrogram value */
 
-/* scratch doubles one tile needs (see the Cython driver for the split) */
+/* A tile's scratch, in rows of NORBERT_STEREO_TILE doubles: each pass lays out the areas
+ * it uses one after another, in this order (_stats.pyx, _filter.pyx). */
+enum norbert_stereo_rows {
+    NORBERT_ROWS_X = 4,    /* x, scaled */
+    NORBERT_ROWS_P = 1,    /* per source: PSDs in double, when not read in place */
+    NORBERT_ROWS_V = 2,    /* per source: spectrograms of one or two channels */
+    NORBERT_ROWS_R = 4,    /* per source: R_j, or given images */
+    NORBERT_ROWS_RN = 4,   /* per source: running sums of y y^H */
+    NORBERT_ROWS_W = 1,    /* per source: running sums of the PSDs */
+    NORBERT_ROWS_S = 8,    /* the solve's Cxx and z, or the soft mask's denominators */
+    NORBERT_ROWS_POUT = 1, /* per source: the new PSDs */
+    NORBERT_ROWS_Y = 4     /* per source: source images */
+};
+
+/* Doubles of scratch one thread needs for J sources: the largest of the passes' layouts. */
 static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
 {
-    return (ptrdiff_t)NORBERT_STEREO_TILE * (12 + 17 * J) + 8;
+    ptrdiff_t fixed = NORBERT_ROWS_X + NORBERT_ROWS_S;
+    ptrdiff_t stats = J * (NORBERT_ROWS_P + NORBERT_ROWS_V + NORBERT_ROWS_R + NORBERT_ROWS_RN
+                           + NORBERT_ROWS_W + NORBERT_ROWS_POUT);  /* any statistics pass */
+    ptrdiff_t filter = J * (NORBERT_ROWS_P + NORBERT_ROWS_R + NORBERT_ROWS_Y);  /* MODEL */
+    ptrdiff_t softmask = J * (NORBERT_ROWS_V + NORBERT_ROWS_Y);     /* the soft-mask filter */
+    ptrdiff_t rows = stats > filter ? stats : filter;
+    rows = rows > softmask ? rows : softmask;
+    return (ptrdiff_t)NORBERT_STEREO_TILE * (fixed + rows);
 }
 
 /* Asks for the next frame's rows while this frame's are computed: a tile touches short

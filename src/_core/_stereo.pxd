@@ -11,7 +11,17 @@ from norbert._core._linalg cimport ldl_2x2
 
 cdef extern from "_stereo.h" nogil:
     const Py_ssize_t STEREO_TILE "NORBERT_STEREO_TILE"
-    Py_ssize_t stereo_scratch "norbert_stereo_scratch"(Py_ssize_t J)
+    # rows of a tile's scratch areas, in the order the passes lay them out
+    enum:
+        ROWS_X "NORBERT_ROWS_X"
+        ROWS_P "NORBERT_ROWS_P"
+        ROWS_V "NORBERT_ROWS_V"
+        ROWS_R "NORBERT_ROWS_R"
+        ROWS_RN "NORBERT_ROWS_RN"
+        ROWS_W "NORBERT_ROWS_W"
+        ROWS_S "NORBERT_ROWS_S"
+        ROWS_POUT "NORBERT_ROWS_POUT"
+        ROWS_Y "NORBERT_ROWS_Y"
     const int NOT_FINITE_BIT "NORBERT_NOT_FINITE_BIT"
     const int NEGATIVE_BIT "NORBERT_NEGATIVE_BIT"
     void prefetch "norbert_prefetch"(const void* p, Py_ssize_t nbytes, int write)
