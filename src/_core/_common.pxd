@@ -33,5 +33,6 @@ cdef int worst_status(int bits) noexcept nogil
 # Offset (doubles) of the gathered PSDs in a per-point path's scratch row.
 cdef Py_ssize_t psd_scratch(Py_ssize_t C, Py_ssize_t J) noexcept nogil
 
-# Doubles of per-thread scratch a kernel needs for C channels and J sources.
+# Doubles of per-thread scratch a kernel needs for C channels and J sources. Not inline:
+# an extension built against an older norbert asks the installed one (see __init__.pxd).
 cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil
