@@ -32,7 +32,7 @@ DIRECTIVES = {
     "cpow": True,
 }
 
-MODULES = ("_common", "_linalg", "_stats", "_filter", "_mask")
+MODULES = ("_common", "_linalg", "_stereo", "_stats", "_filter", "_mask")
 
 OPENMP_PROBE = textwrap.dedent(
     """
@@ -120,8 +120,11 @@ def extensions():
         ignore=shutil.ignore_patterns("*.pyx", "*.c", "*.so", "*.pyd", "__pycache__"),
     )
     (stage / "norbert" / "__init__.pxd").write_text("")
+    # Cython tracks the headers its .pxd files name, not the ones those include
+    headers = sorted(str(h.relative_to(HERE)) for h in (HERE / "src" / "_core").glob("*.h"))
     exts = [
-        Extension(f"norbert._core.{name}", [f"src/_core/{name}.pyx"]) for name in MODULES
+        Extension(f"norbert._core.{name}", [f"src/_core/{name}.pyx"], depends=headers)
+        for name in MODULES
     ]
     return cythonize(
         exts,

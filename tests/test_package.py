@@ -21,7 +21,7 @@ import pytest
 
 import norbert
 
-MODULES = ("_common", "_linalg", "_stats", "_filter", "_mask")  # compiled: norbert._core.*
+MODULES = ("_common", "_linalg", "_stereo", "_stats", "_filter", "_mask")  # norbert._core.*
 PXD = ("__init__",) + MODULES
 STUBS = (
     "norbert/__init__.pyi",
@@ -220,9 +220,14 @@ def test_sdist_contents(tmp_path):
         assert expected in names, f"{expected} missing from {sdist.name}"
     for module in MODULES:
         assert f"src/_core/{module}.pyx" in names and f"src/_core/{module}.pxd" in names
-    # every header a .pyx includes must be there for the sdist to build
-    for pxd in (ROOT / "src" / "_core").glob("*.pxd"):
-        for header in re.findall(r'cdef\s+extern\s+from\s+"([^"*]+)"', pxd.read_text()):
+    # every header a .pyx includes, directly or through a .pxd or another header, must be
+    # there for the sdist to build
+    core = ROOT / "src" / "_core"
+    for source in [*core.glob("*.pxd"), *core.glob("*.pyx"), *core.glob("*.h")]:
+        text = source.read_text()
+        headers = re.findall(r'cdef\s+extern\s+from\s+"([^"*]+)"', text)
+        headers += re.findall(r'^\s*#include\s+"([^"]+)"', text, re.MULTILINE)
+        for header in headers:
             assert f"src/_core/{header}" in names, f"{header} missing from {sdist.name}"
     # a test suite in the sdist must be whole, or packagers cannot run it
     shipped_tests = [n for n in names if n.startswith("tests/") and n.endswith(".py")]

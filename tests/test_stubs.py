@@ -29,6 +29,7 @@ MODULES = [
     "norbert._core",
     "norbert._core._common",
     "norbert._core._linalg",
+    "norbert._core._stereo",
     "norbert._core._stats",
     "norbert._core._filter",
     "norbert._core._mask",

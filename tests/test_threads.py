@@ -13,7 +13,10 @@ import pytest
 from conftest import random_em_problem, random_problem
 
 import norbert
-from norbert._core._common import pass_info
+from norbert._core import Estimate, Status
+from norbert._core._common import pass_info, scratch_size
+from norbert._core._filter import apply_estimate
+from norbert._core._stats import accumulate
 
 WORKERS = [1, 2, 4]
 
@@ -22,7 +25,9 @@ def _problem(rng, nb_channels, dtype):
     # above the single-thread threshold (4096 TF points) and wider than one range of bins
     # (128), so that several threads share every pass; odd sizes so that blocks and bin
     # ranges do not divide evenly
-    return random_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
+    return random_problem(
+        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype
+    )
 
 
 def _assert_all_equal(results):
@@ -45,8 +50,12 @@ def test_wiener_same_bits_for_any_workers(rng, dtype, nb_channels):
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_workers(rng, dtype, nb_channels):
-    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype)
-    _assert_all_equal([norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS])
+    y0, x = random_em_problem(
+        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype
+    )
+    _assert_all_equal(
+        [norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
@@ -59,7 +68,9 @@ def test_softmask_same_bits_for_any_workers(rng, dtype, logit):
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("nb_channels", [1, 3])
 def test_get_local_gaussian_model_same_bits_for_any_workers(rng, dtype, nb_channels):
-    y0, _ = random_em_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=1, dtype=dtype)
+    y0, _ = random_em_problem(
+        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=1, dtype=dtype
+    )
     y_j = np.ascontiguousarray(y0[..., 0])
     _assert_all_equal([norbert.get_local_gaussian_model(y_j, eps=1e-3, workers=w) for w in WORKERS])
 
@@ -72,16 +83,25 @@ FRAMES_PER_BLOCK = [None, 1, 5, 16, 37, 1000]
 def test_wiener_same_bits_for_any_block_size(rng, nb_channels, dtype):
     v, x = _problem(rng, nb_channels, dtype)
     _assert_all_equal(
-        [norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w) for b in FRAMES_PER_BLOCK for w in (1, 2)]
+        [
+            norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w)
+            for b in FRAMES_PER_BLOCK
+            for w in (1, 2)
+        ]
     )
 
 
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_block_size(rng, nb_channels):
-    y0, x = random_em_problem(rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3)
+    y0, x = random_em_problem(
+        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3
+    )
     _assert_all_equal(
-        [norbert.expectation_maximization(y0, x, iterations=2, frames_per_block=b, workers=w)
-         for b in FRAMES_PER_BLOCK for w in (1, 2)]
+        [
+            norbert.expectation_maximization(y0, x, iterations=2, frames_per_block=b, workers=w)
+            for b in FRAMES_PER_BLOCK
+            for w in (1, 2)
+        ]
     )
 
 
@@ -121,7 +141,9 @@ def test_psds_kept_in_the_output_give_the_same_bits(rng, nb_channels, dtype):
     """wiener keeps its PSDs in its own output and overwrites them in the last pass: with
     threads drifting apart within the lead bound, any block size must still read every
     PSD before it is overwritten."""
-    v, x = random_problem(rng, nb_frames=211, nb_bins=700, nb_channels=nb_channels, nb_sources=4, dtype=dtype)
+    v, x = random_problem(
+        rng, nb_frames=211, nb_bins=700, nb_channels=nb_channels, nb_sources=4, dtype=dtype
+    )
     _assert_all_equal(
         [norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w)
          for b in (None, 1, 3, 50) for w in (1, 2, 3)]
@@ -145,10 +167,10 @@ def test_one_parallel_region_per_pass_for_contiguous_inputs(rng):
         assert pass_info()[1] - regions >= 300 // 16
 
 
-# Each child prints a digest of every result; NORBERT_ISA picks the stereo kernels'
-# instruction set (baseline, AVX2, or the best the CPU has).
+# Each child prints the stereo kernels' instruction set, which NORBERT_ISA picks (baseline,
+# AVX2, or the best the CPU has), and a digest of every result.
 _ISA_SCRIPT = """
-import hashlib, numpy as np, norbert
+import hashlib, numpy as np, norbert, norbert._core
 rng = np.random.default_rng(7)
 h = hashlib.sha256()
 for C in (1, 2, 3):
@@ -161,17 +183,67 @@ for C in (1, 2, 3):
         y2, p, R = norbert.expectation_maximization(y, x, iterations=1)
         for a in (y, y2, p, R, norbert.softmask(v, x)):
             h.update(a.tobytes())
-print(h.hexdigest())
+print(norbert._core.isa(), h.hexdigest())
 """
 
 
+def _run_with_isa(script, isa):
+    """stdout of a child running `script` with NORBERT_ISA=isa (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "NORBERT_ISA"}
+    if isa is not None:
+        env["NORBERT_ISA"] = isa
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+
+
 def test_every_instruction_set_gives_the_same_bits():
-    digests = {}
-    for isa in ("base", "avx2", "best"):
-        env = dict(os.environ, NORBERT_ISA=isa)
-        digests[isa] = subprocess.run(
-            [sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True,
-            check=True, timeout=120,
-        ).stdout.strip()
-    assert len(digests["base"]) == 64
-    assert digests["base"] == digests["avx2"] == digests["best"], digests
+    runs = {isa: _run_with_isa(_ISA_SCRIPT, isa).split() for isa in ("base", "avx2", "best")}
+    assert runs["base"][0] == "base"
+    assert len(runs["base"][1]) == 64
+    assert runs["base"][1] == runs["avx2"][1] == runs["best"][1], runs
+
+
+# the stereo kernels' variants, lowest first
+ISAS = ["base", "avx2", "avx512"]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_norbert_isa_picks_that_variant(isa):
+    best = _run_with_isa("import norbert._core as c; print(c.isa())", None)
+    assert best in ISAS
+    if ISAS.index(isa) > ISAS.index(best):
+        pytest.skip(f"no {isa} kernels on this CPU or build (the best is {best})")
+    assert _run_with_isa("import norbert._core as c; print(c.isa())", isa) == isa
+
+
+@pytest.mark.parametrize("nb_channels", [1, 3])
+def test_kernels_report_the_same_status_for_any_threads(rng, nb_channels):
+    # a negative v in the first range of bins and a NaN later in the same frame, in the
+    # next range: one thread meets both in one range, two threads in two ranges, and the
+    # kernel must pick the same Status either way (T * F above the one-thread threshold)
+    C, J, T, F = nb_channels, 2, 20, 300
+    x = rng.standard_normal((T, F, C)) + 0j
+    v = rng.random((T, F, C, J))
+    v[0, 5, 0, 0] = -1.0
+    x[0, 130, 0] = np.nan
+    no_R = np.empty((0, 0, 0, 0, 2))
+    for n_threads in WORKERS:
+        work = np.empty((n_threads, scratch_size(C, J)))
+        y = np.empty((T, F, C, J), complex)
+        status = apply_estimate(
+            Estimate.SOFTMASK, x, v, np.empty((0, 0, 0)), no_R, 1.0, 1e-6, -1.0, 15.0, 1.0, y,
+            work, n_threads,
+        )  # fmt: skip
+        assert status == Status.NEGATIVE, n_threads
+        Rnum, weight = np.zeros((F, J, C, C, 2)), np.zeros((F, J))
+        status = accumulate(
+            Estimate.SOFTMASK, x, v, np.empty((0, 0, 0, 0), complex), np.empty((T, F, J)), no_R,
+            1.0, 1e-6, -1.0, 15.0, Rnum, weight, work, n_threads,
+        )  # fmt: skip
+        assert status == Status.NEGATIVE, n_threads

@@ -71,9 +71,10 @@
 #
 # Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J)
 #     Columns of `work` that stats_kernel and filter_kernel need for C channels and J
-#     sources. Allocate work = np.empty((n_threads, work_size(C, J))). Inline: the value
-#     is the one of the norbert version the extension was compiled against, one more
-#     reason to rebuild on upgrade (an older value gives SMALL_WORK, never a crash).
+#     sources. Allocate work = np.empty((n_threads, work_size(C, J))). Not inline: it is
+#     looked up in the installed norbert like the kernels, so an extension built against
+#     an older norbert still allocates what the installed kernels need (an inline copy
+#     would keep the old value, and a changed scratch layout would turn into SMALL_WORK).
 #
 # int hermitian_solve(Py_ssize_t n, double* A, double* b)
 #     Solve A z = b for one n x n Hermitian positive semi-definite matrix, any n >= 1

@@ -5,5 +5,6 @@ from norbert._core._common import Estimate as Estimate
 from norbert._core._common import Status as Status
 from norbert._core._common import max_threads as max_threads
 from norbert._core._common import openmp_enabled as openmp_enabled
+from norbert._core._stereo import isa as isa
 
-__all__ = ["Estimate", "Status", "max_threads", "openmp_enabled"]
+__all__ = ["Estimate", "Status", "isa", "max_threads", "openmp_enabled"]

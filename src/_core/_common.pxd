@@ -22,15 +22,19 @@ cpdef enum Estimate:
 cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items) noexcept nogil
 
 # Threads for one pass over a block of T frames and F bins, given the scratch rows.
-cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads, Py_ssize_t work_rows) noexcept nogil
+cdef int pass_threads(Py_ssize_t T, Py_ssize_t F, int n_threads,
+                      Py_ssize_t work_rows) noexcept nogil
 
-# Threads report their Status as bits (1 << status) OR-ed together; this picks the one to raise.
-cdef int worst_status(int flags) noexcept nogil
+# Status bits: 1 << Status. Where a loop meets problems at several places (tile rows, TF
+# points, threads) it ORs their bits together, without locks or order; worst_status maps
+# the bits back to the one Status to report (the same for any split of the work).
+cdef int worst_status(int bits) noexcept nogil
 
 # Offset (doubles) of the gathered PSDs in a per-point path's scratch row.
 cdef Py_ssize_t psd_scratch(Py_ssize_t C, Py_ssize_t J) noexcept nogil
 
-# Doubles of per-thread scratch a kernel needs for C channels and J sources.
+# Doubles of per-thread scratch a kernel needs for C channels and J sources. Not inline:
+# an extension built against an older norbert asks the installed one (see __init__.pxd).
 cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil
 
 # Frames per work item of a pass: `block_frames` if positive, else about 8 MB of output.

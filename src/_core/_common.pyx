@@ -25,16 +25,20 @@ cdef extern from *:
     int NORBERT_HAVE_OPENMP
     int omp_get_max_threads() noexcept nogil
 
+cdef extern from "_stereo.h" nogil:
+    # the two-channel passes' tiles: the largest of their scratch layouts
+    Py_ssize_t stereo_scratch "norbert_stereo_scratch"(Py_ssize_t J)
+
 
 cdef Py_ssize_t work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
     """Doubles of per-thread scratch the kernels need for C channels and J sources.
 
-    Not inline, so downstream code built against an older norbert asks this build.
+    Not inline: an extension built against an older norbert calls this one, so it
+    allocates what the installed kernels need.
     """
     cdef Py_ssize_t generic = psd_scratch(C, J) + J + 8
-    cdef Py_ssize_t stereo = 64 * (12 + 17 * J) + 8      # _stereo.h: NORBERT_STEREO_TILE tiles
-    if C == 2 and stereo > generic:
-        return stereo
+    if C == 2 and stereo_scratch(J) > generic:
+        return stereo_scratch(J)
     return generic
 
 
@@ -54,16 +58,17 @@ cdef Py_ssize_t n_chunks(Py_ssize_t n_items, int n_threads, Py_ssize_t min_items
     return n
 
 
-cdef int worst_status(int flags) noexcept nogil:
-    if flags & (1 << Status.BAD_SHAPE):
+cdef int worst_status(int bits) noexcept nogil:
+    # the caller's errors first, then the data's: negative values before non-finite ones
+    if bits & (1 << Status.BAD_SHAPE):
         return Status.BAD_SHAPE
-    if flags & (1 << Status.SMALL_WORK):
+    if bits & (1 << Status.SMALL_WORK):
         return Status.SMALL_WORK
-    if flags & (1 << Status.BAD_MODE):
+    if bits & (1 << Status.BAD_MODE):
         return Status.BAD_MODE
-    if flags & (1 << Status.NEGATIVE):
+    if bits & (1 << Status.NEGATIVE):
         return Status.NEGATIVE
-    if flags & (1 << Status.NOT_FINITE):
+    if bits & (1 << Status.NOT_FINITE):
         return Status.NOT_FINITE
     return Status.OK
 

@@ -95,7 +95,7 @@ cdef inline int estimate_point(
     Pointers, not memoryviews: passing a memoryview to a function per TF point would cost
     atomic reference counting on a counter shared by every thread.
     """
-    cdef Py_ssize_t c, j, k
+    cdef Py_ssize_t k
     if mode == Estimate.MODEL:
         return model_point(C, J, P, R, x, scale, sqrt_eps, eps, y, work)
     if mode == Estimate.SOFTMASK:

@@ -27,8 +27,8 @@ from norbert._core._schedule cimport (
     range_bins,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_solve, stereo_images, tile_load, load_x, store_y, rows_in, prefetch,
-    stereo_softmask_images, prefetch_psd, psd_rows, stereo_status,
+    STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_S, stereo_ops_t, stereo_ops, tile_load,
+    load_x, store_y, rows_in, prefetch, prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -42,19 +42,24 @@ cdef int _stereo_filter_chunk(
     const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
-    """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk)."""
+    """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk).
+
+    Returns Status bits.
+    """
+    cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2]
     cdef Py_ssize_t g0, n, t
+    # the scratch areas, in _stereo.h's order (norbert_stereo_scratch sizes them)
     cdef double* X = work
-    cdef double* Pin = X + 4 * nb
-    cdef double* Rs = Pin + J * nb
-    cdef double* S = Rs + 4 * J * nb
-    cdef double* Y = S + 8 * nb
+    cdef double* Pin = X + ROWS_X * nb
+    cdef double* Rs = Pin + ROWS_P * J * nb
+    cdef double* S = Rs + ROWS_R * J * nb
+    cdef double* Y = S + ROWS_S * nb
     cdef const double* Pt
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
     cdef Py_ssize_t ps = nb
     cdef bint direct = False
-    cdef int flags = 0
+    cdef int bits = 0
     if floating is double:
         # PSD storage laid out (frames, J, bins) is read in place: no gather, no copy
         direct = Pes == 1
@@ -69,13 +74,13 @@ cdef int _stereo_filter_chunk(
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
                 prefetch_psd(&P[t + 1, g0, 0], n, J, Pjs, Pes, 0)
                 prefetch(&y_out[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 1)
-            load_x(n, nb, &x[t, g0, 0], scale, X)
-            Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
-            flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
-            stereo_images(n, nb, J, Pt, ps, Rs, S, Y, NULL, nb, NULL, NULL)
-            store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            load_x(ops, n, &x[t, g0, 0], scale, X)
+            Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
+            bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+            ops.model_images(n, J, Pt, ps, Rs, S, Y)
+            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
-    return stereo_status(flags)
+    return bits
 
 
 cdef int _stereo_softmask_chunk(
@@ -83,14 +88,19 @@ cdef int _stereo_softmask_chunk(
     const floating[:, :, :, ::1] v, double scale, double eps, double out_scale,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
-    """The soft mask (without logit) for two channels, tile by tile (see _stereo.h)."""
+    """The soft mask (without logit) for two channels, tile by tile (see _stereo.h).
+
+    Returns Status bits.
+    """
+    cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = y_out.shape[3], Cv = v.shape[2]
     cdef Py_ssize_t g0, n, t
+    # the scratch areas, in _stereo.h's order (norbert_stereo_scratch sizes them)
     cdef double* X = work
-    cdef double* V = X + 4 * nb
-    cdef double* S = V + 2 * J * nb
-    cdef double* Y = S + 8 * nb
-    cdef int flags = 0
+    cdef double* V = X + ROWS_X * nb
+    cdef double* S = V + ROWS_V * J * nb
+    cdef double* Y = S + ROWS_S * nb
+    cdef int bits = 0
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < nb else nb
@@ -98,12 +108,12 @@ cdef int _stereo_softmask_chunk(
             if t + 1 < y_out.shape[0]:
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
                 prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
-            load_x(n, nb, &x[t, g0, 0], scale, X)
-            rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
-            flags |= stereo_softmask_images(n, nb, J, Cv, X, V, eps, S, Y)
-            store_y(n, nb, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            load_x(ops, n, &x[t, g0, 0], scale, X)
+            rows_in(ops, n, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
+            bits |= ops.softmask_images(n, J, Cv, X, V, eps, S, Y)
+            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
-    return stereo_status(flags)
+    return bits
 
 
 cdef int _filter_chunk(
@@ -113,6 +123,7 @@ cdef int _filter_chunk(
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
+    """The estimate at bins f0..f1 of the block's frames; returns a Status."""
     cdef Py_ssize_t t, f, k
     cdef Py_ssize_t C = y_out.shape[2], J = y_out.shape[3], Cv = v.shape[2]
     cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
@@ -125,11 +136,13 @@ cdef int _filter_chunk(
     # a TF point's PSDs, gathered when they are not contiguous (see psd_scratch)
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
-    cdef int st, status = Status.OK
+    cdef int st, bits = 0
     if C == 2 and use_model:
-        return _stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale, y_out, work)
+        return worst_status(_stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale,
+                                                 y_out, work))
     if C == 2 and mode == Estimate.SOFTMASK and logit < 0.0:
-        return _stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out, work)
+        return worst_status(_stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out,
+                                                   work))
     for t in range(y_out.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -144,12 +157,12 @@ cdef int _filter_chunk(
             st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
                                 sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
-                status = st
+                bits |= 1 << st
             yp = &y_out[t, f, 0, 0]
             for k in range(C * J):
                 yp[k].real = y[2 * k] * out_scale
                 yp[k].imag = y[2 * k + 1] * out_scale
-    return status
+    return worst_status(bits)
 
 
 cdef int filter_kernel(

@@ -11,11 +11,60 @@
 
 from libc.math cimport INFINITY
 
+# The 2x2 LDL^H is C, so that the two-channel kernels (_stereo_impl.h) vectorise this same
+# definition across bins; solve_hermitian_2x2 below adds the checks of one TF point.
 cdef extern from *:
     """
+    #ifndef NORBERT_LINALG_C
+    #define NORBERT_LINALG_C
     #define NORBERT_PIVOT_TOL 1e-13
+    #if defined(__GNUC__) || defined(__clang__)
+    #define NORBERT_ALWAYS_INLINE static inline __attribute__((always_inline))
+    #elif defined(_MSC_VER)
+    #define NORBERT_ALWAYS_INLINE static __forceinline
+    #else
+    #define NORBERT_ALWAYS_INLINE static inline
+    #endif
+    /* z = [[a, b], [conj(b), d]]^-1 x with b = br + i bi, as L D L^H with the pivot guard;
+     * z (4,) interleaved. Branch-free (selects, not ifs), so a loop over bins vectorises
+     * it. Where max(a, d) is not > 0 (Cxx = 0: every source silent; or NaN) z = 0.
+     * Returns max(a, d). */
+    NORBERT_ALWAYS_INLINE double norbert_ldl_2x2(double a, double d, double br, double bi,
+                                                 double x0r, double x0i, double x1r,
+                                                 double x1i, double *z)
+    {
+        double mx = a > d ? a : d;
+        double tol = NORBERT_PIVOT_TOL * mx;
+        double inv_a, inv_d2, lr, li, d2, u1r, u1i, z0r, z0i, z1r, z1i;
+        a = a < tol ? tol : a;
+        a = mx > 0.0 ? a : 1.0;              /* Cxx = 0: any pivot, z is zeroed below */
+        inv_a = 1.0 / a;
+        lr = br * inv_a;                     /* conj(L[1, 0]) = b / a */
+        li = bi * inv_a;
+        d2 = d - (br * lr + bi * li);        /* second pivot d - |b|^2 / a */
+        d2 = d2 < tol ? tol : d2;
+        d2 = mx > 0.0 ? d2 : 1.0;
+        inv_d2 = 1.0 / d2;
+        /* L u = x: u1 = x1 - conj(b / a) x0 */
+        u1r = x1r - (lr * x0r + li * x0i);
+        u1i = x1i - (lr * x0i - li * x0r);
+        z1r = u1r * inv_d2;
+        z1i = u1i * inv_d2;
+        /* L^H z = D^-1 u: z0 = x0 / a - (b / a) z1 */
+        z0r = x0r * inv_a - (lr * z1r - li * z1i);
+        z0i = x0i * inv_a - (lr * z1i + li * z1r);
+        z[0] = mx > 0.0 ? z0r : 0.0;
+        z[1] = mx > 0.0 ? z0i : 0.0;
+        z[2] = mx > 0.0 ? z1r : 0.0;
+        z[3] = mx > 0.0 ? z1i : 0.0;
+        return mx;
+    }
+    #endif
     """
     const double PIVOT_TOL "NORBERT_PIVOT_TOL"
+    double ldl_2x2 "norbert_ldl_2x2"(double a, double d, double br, double bi, double x0r,
+                                     double x0i, double x1r, double x1i,
+                                     double* z) noexcept nogil
 
 
 cdef inline int solve_hermitian_1x1(double a, double xr, double xi, double* z) noexcept nogil:
@@ -42,34 +91,10 @@ cdef inline int solve_hermitian_2x2(
     when x lies in its range, instead of the adjugate's z = 0 over a floored determinant.
     """
     cdef double maxdiag = a if a > d else d
-    cdef double tol, inv_a, lr, li, d2, u1r, u1i
     if not (maxdiag < INFINITY and br - br == 0.0 and bi - bi == 0.0):
         return -1
-    if maxdiag <= 0.0:
-        z[0] = 0.0
-        z[1] = 0.0
-        z[2] = 0.0
-        z[3] = 0.0
-        return 1
-    tol = PIVOT_TOL * maxdiag
-    if a < tol:
-        a = tol
-    inv_a = 1.0 / a
-    lr = br * inv_a                     # conj(L[1, 0]) = b / a
-    li = bi * inv_a
-    d2 = d - (br * lr + bi * li)        # second pivot d - |b|^2 / a
-    if d2 < tol:
-        d2 = tol
-    # L u = x: u1 = x1 - conj(b / a) x0
-    u1r = x1r - (lr * x0r + li * x0i)
-    u1i = x1i - (lr * x0i - li * x0r)
-    d2 = 1.0 / d2
-    z[2] = u1r * d2
-    z[3] = u1i * d2
-    # L^H z = D^-1 u: z0 = x0 / a - (b / a) z1
-    z[0] = x0r * inv_a - (lr * z[2] - li * z[3])
-    z[1] = x0i * inv_a - (lr * z[3] + li * z[2])
-    return 0
+    ldl_2x2(a, d, br, bi, x0r, x0i, x1r, x1i, z)      # z = 0 where maxdiag <= 0
+    return 1 if maxdiag <= 0.0 else 0
 
 
 cdef inline int solve_hermitian_ldl(Py_ssize_t n, double* A, double* b) noexcept nogil:

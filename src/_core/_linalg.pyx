@@ -5,8 +5,6 @@ this module adds a non-inline entry point `hermitian_solve` for the public C API
 batched Python wrapper used by the tests.
 """
 
-from norbert._core._common cimport Status
-
 
 cdef int hermitian_solve(Py_ssize_t n, double* A, double* b) noexcept nogil:
     """Solve A z = b for one Hermitian positive semi-definite n x n matrix.

@@ -15,7 +15,7 @@ def accumulate(
     x: _Complex,  # const complex_t[:, :, ::1]        (frames, bins, C)
     v: _Real,  # const floating[:, :, :, ::1]         (frames, bins, {1, C}, J) or empty
     y_in: _Complex,  # const complex_t[:, :, :, ::1]  (frames, bins, C, J) or empty
-    P: _Real,  # floating[:, :, ::1]                  INOUT (frames, bins, J)
+    P: _Real,  # floating[:, :, :]   INOUT (frames, bins, J): sources or bins contiguous
     R: _Double,  # const double[:, :, :, :, ::1]      (bins, J, C, C, 2)
     scale: float,  # double
     eps: float,  # double

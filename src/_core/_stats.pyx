@@ -31,9 +31,9 @@ from norbert._core._schedule cimport (
     range_bins,
 )
 from norbert._core._stereo cimport (
-    STEREO_TILE, stereo_solve, stereo_images, stereo_softmask_stats, tile_load, tile_store,
-    load_x, load_y, rows_in, rows_out, prefetch, stereo_given_stats, prefetch_psd, psd_rows,
-    stereo_status,
+    STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_RN, ROWS_W, ROWS_S, stereo_ops_t,
+    stereo_ops, tile_load, tile_store, load_x, load_y, rows_in, rows_out, prefetch,
+    prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
 
@@ -100,22 +100,25 @@ cdef int _stereo_stats_chunk(
     block is processed by the vectorised rows of _stereo.h, and the sums are copied back.
     PSD storage laid out (frames, J, bins) is read in place (in double) and written by
     contiguous row copies; (frames, bins, J) storage is gathered and scattered.
+    Returns Status bits.
     """
+    cdef const stereo_ops_t* ops = stereo_ops()
     cdef Py_ssize_t nb = STEREO_TILE, J = P.shape[2], Cv = v.shape[2]
-    cdef Py_ssize_t g0, n, i, j, c, t
+    cdef Py_ssize_t g0, n, i, j, t
+    # the scratch areas, in _stereo.h's order (norbert_stereo_scratch sizes them)
     cdef double* X = work
-    cdef double* Pin = X + 4 * nb
-    cdef double* V = Pin + J * nb
-    cdef double* Rs = V + 2 * J * nb
-    cdef double* Rns = Rs + 4 * J * nb
-    cdef double* Ws = Rns + 4 * J * nb
-    cdef double* S = Ws + J * nb
-    cdef double* Pout = S + 8 * nb
+    cdef double* Pin = X + ROWS_X * nb
+    cdef double* V = Pin + ROWS_P * J * nb
+    cdef double* Rs = V + ROWS_V * J * nb
+    cdef double* Rns = Rs + ROWS_R * J * nb
+    cdef double* Ws = Rns + ROWS_RN * J * nb
+    cdef double* S = Ws + ROWS_W * J * nb
+    cdef double* Pout = S + ROWS_S * nb
     cdef const double* Pt
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating), Pes = P.strides[1] // sizeof(floating)
     cdef Py_ssize_t ps = nb
     cdef bint direct = False
-    cdef int flags = 0
+    cdef int bits = 0
     if floating is double:
         direct = Pes == 1
         if direct:
@@ -134,9 +137,9 @@ cdef int _stereo_stats_chunk(
                 # the images are an input: their statistics, nothing to solve
                 if t + 1 < P.shape[0]:
                     prefetch(&y_in[t + 1, g0, 0, 0], n * 2 * J * sizeof(complex_t), 0)
-                load_y(n, nb, J, &y_in[t, g0, 0, 0], scale, Rs)
-                stereo_given_stats(n, nb, J, Rs, Pout, nb, Ws, Rns)
-                rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
+                load_y(ops, n, J, &y_in[t, g0, 0, 0], scale, Rs)
+                ops.given_stats(n, J, Rs, Pout, Ws, Rns)
+                rows_out(ops, n, J, Pout, &P[t, g0, 0], Pjs, Pes)
                 continue
             if t + 1 < P.shape[0]:
                 prefetch(&x[t + 1, g0, 0], n * 2 * sizeof(complex_t), 0)
@@ -144,23 +147,23 @@ cdef int _stereo_stats_chunk(
                     prefetch(&v[t + 1, g0, 0, 0], n * Cv * J * sizeof(floating), 0)
                 else:
                     prefetch_psd(&P[t + 1, g0, 0], n, J, Pjs, Pes, 1)
-            load_x(n, nb, &x[t, g0, 0], scale, X)
+            load_x(ops, n, &x[t, g0, 0], scale, X)
             if mode == Estimate.MODEL:
-                Pt = psd_rows(&P[t, g0, 0], n, nb, J, Pjs, Pes, direct, Pin)
-                flags |= stereo_solve(n, nb, J, X, Pt, ps, Rs, sqrt_eps, S)
-                stereo_images(n, nb, J, Pt, ps, Rs, S, NULL, Pout, nb, Ws, Rns)
+                Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
+                bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+                ops.model_stats(n, J, Pt, ps, Rs, S, Pout, Ws, Rns)
             else:
                 # (bins, Cv, J) -> Cv * J rows of bins
-                rows_in(n, nb, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
-                flags |= stereo_softmask_stats(n, nb, J, Cv, X, V, eps, S, Pout, nb, Ws, Rns)
+                rows_in(ops, n, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
+                bits |= ops.softmask_stats(n, J, Cv, X, V, eps, S, Pout, Ws, Rns)
             # the new PSDs replace the old ones only now: the images above read them
-            rows_out(n, nb, J, Pout, &P[t, g0, 0], Pjs, Pes)
+            rows_out(ops, n, J, Pout, &P[t, g0, 0], Pjs, Pes)
         tile_store(Rns, g0, n, nb, Rnum)
         for i in range(n):
             for j in range(J):
                 weight[g0 + i, j] = Ws[j * nb + i]
         g0 += nb
-    return stereo_status(flags)
+    return bits
 
 
 cdef int _stats_chunk(
@@ -171,7 +174,8 @@ cdef int _stats_chunk(
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
-    cdef Py_ssize_t t, f, c, d, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
+    """The statistics of bins f0..f1 over the block's frames; returns a Status."""
+    cdef Py_ssize_t t, f, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
     cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
     cdef bint use_y = mode == Estimate.GIVEN
     cdef bint use_model = mode == Estimate.MODEL
@@ -182,15 +186,14 @@ cdef int _stats_chunk(
     cdef double* y = work
     cdef double* Rn
     cdef double* wf
-    cdef double p, cr, ci, dr, di
     # a TF point's PSDs, gathered / scattered when they are not contiguous
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
     cdef floating* Pst
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
-    cdef int st, status = Status.OK
+    cdef int st, bits = 0
     if C == 2 and (use_model or use_y or (mode == Estimate.SOFTMASK and logit < 0.0)):
-        return _stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps, sqrt_eps, Rnum,
-                                   weight, work)
+        return worst_status(_stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps,
+                                                sqrt_eps, Rnum, weight, work))
     for t in range(P.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -209,7 +212,7 @@ cdef int _stats_chunk(
             st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
                                 sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
-                status = st
+                bits |= 1 << st
             wf = &weight[f, 0]
             Rn = &Rnum[f, 0, 0, 0, 0]
             if C == 2:
@@ -219,7 +222,7 @@ cdef int _stats_chunk(
             if Pjs != 1:
                 for j in range(J):
                     Pst[j * Pjs] = Pp[j]
-    return status
+    return worst_status(bits)
 
 
 cdef int stats_kernel(

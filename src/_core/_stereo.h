@@ -1,8 +1,12 @@
 /*
  * Two-channel EM kernels on rows of bins stored structure-of-arrays, so that compilers
- * vectorise them across bins (the stereo case is what nearly every user runs).
+ * vectorise them across bins (the stereo case is what nearly every user runs). This
+ * header is what their callers see: the table of kernels, the tile and its scratch, the
+ * status bits. The kernels themselves are _stereo_impl.h, compiled per instruction set
+ * by _stereo_isa.h into the module norbert._core._stereo, which picks one at import.
  *
- * A "row" is one frame of a tile of n <= nb bins. Arrays are [component][nb] doubles:
+ * A "row" is one frame of a tile of n <= nb bins, nb = NORBERT_STEREO_TILE, a constant of
+ * the kernels (so their offsets compile to immediates). Arrays are [component][nb] doubles:
  *   X  (4, nb)     x0.re, x0.im, x1.re, x1.im            (already multiplied by scale)
  *   P  (J, ps)     PSDs v_j; rows ps apart, so the passes can read and write the PSD
  *                  storage in place when it is laid out (frames, J, bins) (ps = bins)
@@ -11,59 +15,48 @@
  *   W  (J, nb)     running sums of the PSDs
  *   Y  (J, 4, nb)  source images y_j (filter rows)
  * Every lane (bin) is computed with the same IEEE operations in the same order whatever
- * its position, vector width or clone, so results do not depend on threads or tiling.
- * Build with -ffp-contract=off: a fused multiply-add would change the bits between builds.
- *
- * Return value: bit flags, 1 = NaN/inf met, 2 = negative spectrogram value.
+ * its position, vector width or instruction set, so results do not depend on threads,
+ * tiling or the CPU. Build with -ffp-contract=off: a fused multiply-add would change the
+ * bits between builds.
  */
 #ifndef NORBERT_STEREO_H
 #define NORBERT_STEREO_H
 
-#include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-
-#ifndef NORBERT_PIVOT_TOL
-#define NORBERT_PIVOT_TOL 1e-13
-#endif
-
-/* GCC on x86-64 builds the kernels three times, for AVX-512 (8 doubles per instruction),
- * AVX2 (4) and the baseline, and picks one per call from the CPU. (GCC 12's target_clones
- * attribute left the solve's main loop scalar; a target pragma around the included
- * kernels does not.) Every lane's arithmetic is the same IEEE operations in all of them,
- * without fused multiply-adds, so they give the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
-    && !defined(NORBERT_NO_CLONES)
-#define NORBERT_DISPATCH 1
-#else
-#define NORBERT_DISPATCH 0
-#endif
-
-/* non-temporal stores of the final output (SSE2: every x86-64) */
-#if defined(__SSE2__) || defined(_M_X64)
-#include <emmintrin.h> /* SSE2, and SSE's _mm_stream_ps */
-#include <stdint.h>
-#define NORBERT_HAVE_STREAM 1
-#else
-#define NORBERT_HAVE_STREAM 0
-#endif
-
-#define NORBERT_CAT2(a, b) a##b
-#define NORBERT_CAT(a, b) NORBERT_CAT2(a, b)
-#define NORBERT_FN(name) NORBERT_CAT(name, NORBERT_ISA)
 
 #define NORBERT_STEREO_TILE 64
 
-/* The rows a loop reads and writes never overlap: no need for run-time alias checks
- * (GCC gives up vectorising beyond ten of them). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NORBERT_IVDEP _Pragma("GCC ivdep")
-#elif defined(__clang__)
-#define NORBERT_IVDEP _Pragma("clang loop vectorize(assume_safety)")
-#else
-#define NORBERT_IVDEP
-#endif
+/* What the kernels report: Status bits, 1 << Status (_common.pxd), OR-ed over rows and
+ * threads and mapped back by worst_status. _stereo.pyx checks these against Status. */
+#define NORBERT_NOT_FINITE_BIT (1 << 2) /* Status.NOT_FINITE: NaN or inf met */
+#define NORBERT_NEGATIVE_BIT (1 << 4)   /* Status.NEGATIVE: a negative spectrogram value */
+
+/* A tile's scratch, in rows of NORBERT_STEREO_TILE doubles: each pass lays out the areas
+ * it uses one after another, in this order (_stats.pyx, _filter.pyx). */
+enum norbert_stereo_rows {
+    NORBERT_ROWS_X = 4,    /* x, scaled */
+    NORBERT_ROWS_P = 1,    /* per source: PSDs in double, when not read in place */
+    NORBERT_ROWS_V = 2,    /* per source: spectrograms of one or two channels */
+    NORBERT_ROWS_R = 4,    /* per source: R_j, or given images */
+    NORBERT_ROWS_RN = 4,   /* per source: running sums of y y^H */
+    NORBERT_ROWS_W = 1,    /* per source: running sums of the PSDs */
+    NORBERT_ROWS_S = 8,    /* the solve's Cxx and z, or the soft mask's denominators */
+    NORBERT_ROWS_POUT = 1, /* per source: the new PSDs */
+    NORBERT_ROWS_Y = 4     /* per source: source images */
+};
+
+/* Doubles of scratch one thread needs for J sources: the largest of the passes' layouts. */
+static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
+{
+    ptrdiff_t fixed = NORBERT_ROWS_X + NORBERT_ROWS_S;
+    ptrdiff_t stats = J * (NORBERT_ROWS_P + NORBERT_ROWS_V + NORBERT_ROWS_R + NORBERT_ROWS_RN
+                           + NORBERT_ROWS_W + NORBERT_ROWS_POUT);  /* any statistics pass */
+    ptrdiff_t filter = J * (NORBERT_ROWS_P + NORBERT_ROWS_R + NORBERT_ROWS_Y);  /* MODEL */
+    ptrdiff_t softmask = J * (NORBERT_ROWS_V + NORBERT_ROWS_Y);     /* the soft-mask filter */
+    ptrdiff_t rows = stats > filter ? stats : filter;
+    rows = rows > softmask ? rows : softmask;
+    return (ptrdiff_t)NORBERT_STEREO_TILE * (fixed + rows);
+}
 
 /* Asks for the next frame's rows while this frame's are computed: a tile touches short
  * pieces of rows a whole frame apart, which hardware prefetchers do not follow. */
@@ -88,161 +81,53 @@ static inline void norbert_prefetch(const void *p, ptrdiff_t bytes, int write)
 #endif
 }
 
-/* scratch doubles one tile needs (see the Cython driver for the split) */
-static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
-{
-    return (ptrdiff_t)NORBERT_STEREO_TILE * (12 + 17 * J) + 8;
-}
-
-#if NORBERT_DISPATCH
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#define NORBERT_ISA _avx2
-#include "_stereo_impl.h"
-#undef NORBERT_ISA
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,prefer-vector-width=512")
-#define NORBERT_ISA _avx512
-#include "_stereo_impl.h"
-#undef NORBERT_ISA
-#pragma GCC pop_options
-/* 0 baseline, 1 AVX2, 2 AVX-512: the best the CPU has, or less if the environment
- * variable NORBERT_ISA says "base" or "avx2" (to check that every variant gives the same
- * bits, and to rule a variant out). Read once per module; threads that race to fill the
- * cache all store the same value. */
-static int norbert_isa(void)
-{
-    static int level = -1;
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        const char *want = getenv("NORBERT_ISA");
-        l = 0;
-        if (__builtin_cpu_supports("avx2"))
-            l = 1;
-        if (l == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-            l = 2;
-        if (want && strcmp(want, "base") == 0)
-            l = 0;
-        else if (want && strcmp(want, "avx2") == 0 && l > 1)
-            l = 1;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
-#endif
-#define NORBERT_ISA _base
-#include "_stereo_impl.h"
-#undef NORBERT_ISA
-
-#if NORBERT_DISPATCH
-#define NORBERT_CALL(name, args)                                                             \
-    (norbert_isa() == 2 ? name##_avx512 args                                                \
-                        : norbert_isa() == 1 ? name##_avx2 args : name##_base args)
-#else
-#define NORBERT_CALL(name, args) (name##_base args)
-#endif
-
-/* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; uses S (8, nb).
- * Returns 1 if a NaN or inf was met. */
-static inline int norbert_stereo_solve(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J, const double *X,
-                                       const double *P, ptrdiff_t ps, const double *R,
-                                       double sqrt_eps, double *S)
-{
-    return NORBERT_CALL(norbert_stereo_solve, (n, nb, J, X, P, ps, R, sqrt_eps, S));
-}
-
-/* y_j = P_j R_j z for every source; into Y (filter) or into the statistics (Pout, W, Rn). */
-static inline void norbert_stereo_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J, const double *P,
-                                         ptrdiff_t ps, const double *R, const double *S,
-                                         double *Y, double *Pout, ptrdiff_t pos, double *W,
-                                         double *Rn)
-{
-    NORBERT_CALL(norbert_stereo_images, (n, nb, J, P, ps, R, S, Y, Pout, pos, W, Rn));
-}
-
-/* Statistics of the soft-mask estimate; returns 1 (NaN/inf) | 2 (negative v) flags. */
-static inline int norbert_stereo_softmask_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                                ptrdiff_t Cv, const double *X, const double *V,
-                                                double eps, double *S, double *Pout,
-                                                ptrdiff_t pos, double *W, double *Rn)
-{
-    return NORBERT_CALL(norbert_stereo_softmask_stats,
-                        (n, nb, J, Cv, X, V, eps, S, Pout, pos, W, Rn));
-}
-
-/* The soft-mask estimate into Y (J, 4, nb); returns softmask_stats' flags. */
-static inline int norbert_stereo_softmask_images(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                                 ptrdiff_t Cv, const double *X, const double *V,
-                                                 double eps, double *S, double *Y)
-{
-    return NORBERT_CALL(norbert_stereo_softmask_images, (n, nb, J, Cv, X, V, eps, S, Y));
-}
-
-/* Statistics of given source images Y (J, 4, nb). */
-static inline void norbert_stereo_given_stats(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                              const double *Y, double *Pout, ptrdiff_t pos,
-                                              double *W, double *Rn)
-{
-    NORBERT_CALL(norbert_stereo_given_stats, (n, nb, J, Y, Pout, pos, W, Rn));
-}
-
-#define NORBERT_STEREO_COPY_CALLS(SUFFIX, T)                                                 \
-static inline void norbert_stereo_load_y_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,    \
-                                                  const T *y, double scale, double *Y)      \
-{                                                                                           \
-    NORBERT_CALL(norbert_stereo_load_y_##SUFFIX, (n, nb, J, y, scale, Y));                  \
-}                                                                                           \
-static inline void norbert_stereo_load_x_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, const T *x,    \
-                                                  double scale, double *X)                  \
-{                                                                                           \
-    NORBERT_CALL(norbert_stereo_load_x_##SUFFIX, (n, nb, x, scale, X));                     \
-}                                                                                           \
-static inline void norbert_stereo_store_y_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,   \
-                                                   const double *Y, double s, T *y)         \
-{                                                                                           \
-    NORBERT_CALL(norbert_stereo_store_y_##SUFFIX, (n, nb, J, Y, s, y));                     \
-}                                                                                           \
-static inline void norbert_rows_in_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,         \
-                                            const T *P, ptrdiff_t ps, ptrdiff_t es,         \
-                                            double *D)                                      \
-{                                                                                           \
-    NORBERT_CALL(norbert_rows_in_##SUFFIX, (n, nb, J, P, ps, es, D));                       \
-}                                                                                           \
-static inline void norbert_rows_out_##SUFFIX(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,        \
-                                             const double *D, T *P, ptrdiff_t ps,           \
-                                             ptrdiff_t es)                                  \
-{                                                                                           \
-    NORBERT_CALL(norbert_rows_out_##SUFFIX, (n, nb, J, D, P, ps, es));                      \
-}
-
-NORBERT_STEREO_COPY_CALLS(d, double)
-NORBERT_STEREO_COPY_CALLS(f, float)
-
-/* The final pass's y rows: streamed past the caches when y is 16-byte aligned. */
-static inline void norbert_stereo_write_y_d(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                            const double *Y, double s, double *y)
-{
-#if NORBERT_HAVE_STREAM
-    if (((uintptr_t)y & 15) == 0) {
-        NORBERT_CALL(norbert_stereo_stream_y_d, (n, nb, J, Y, s, y));
-        return;
-    }
-#endif
-    norbert_stereo_store_y_d(n, nb, J, Y, s, y);
-}
-
-static inline void norbert_stereo_write_y_f(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
-                                            const double *Y, double s, float *y)
-{
-#if NORBERT_HAVE_STREAM
-    if (((uintptr_t)y & 15) == 0 && J % 2 == 0) {
-        NORBERT_CALL(norbert_stereo_stream_y_f, (n, nb, J, Y, s, y));
-        return;
-    }
-#endif
-    norbert_stereo_store_y_f(n, nb, J, Y, s, y);
-}
+/* The kernels of one instruction set. Callers get the table in use from
+ * norbert._core._stereo (stereo_ops()) and call its members like functions. They work
+ * on the first n lanes of rows NORBERT_STEREO_TILE doubles long; their int results are
+ * Status bits. */
+typedef struct norbert_stereo_ops {
+    const char *isa; /* "avx512", "avx2" or "base" */
+    /* z = Cxx^-1 x for every lane, Cxx = sum_j P_j R_j + sqrt_eps I; z into S (8, nb) */
+    int (*solve)(ptrdiff_t n, ptrdiff_t J, const double *X, const double *P, ptrdiff_t ps,
+                 const double *R, double sqrt_eps, double *S);
+    /* the filter's images y_j = P_j R_j z, z from solve's S, into Y */
+    void (*model_images)(ptrdiff_t n, ptrdiff_t J, const double *P, ptrdiff_t ps,
+                         const double *R, const double *S, double *Y);
+    /* the statistics of those images: new PSDs into Pout (J, nb), sums added to W, Rn */
+    void (*model_stats)(ptrdiff_t n, ptrdiff_t J, const double *P, ptrdiff_t ps,
+                        const double *R, const double *S, double *Pout, double *W,
+                        double *Rn);
+    /* the soft-mask estimate y_j,c = v_j,c / (eps + sum_k v_k,c) x_c, into Y; V (Cv, J, nb),
+     * S scratch (2, nb); checks v and x */
+    int (*softmask_images)(ptrdiff_t n, ptrdiff_t J, ptrdiff_t Cv, const double *X,
+                           const double *V, double eps, double *S, double *Y);
+    /* the statistics of the same estimate */
+    int (*softmask_stats)(ptrdiff_t n, ptrdiff_t J, ptrdiff_t Cv, const double *X,
+                          const double *V, double eps, double *S, double *Pout, double *W,
+                          double *Rn);
+    /* the statistics of given images Y */
+    void (*given_stats)(ptrdiff_t n, ptrdiff_t J, const double *Y, double *Pout, double *W,
+                        double *Rn);
+    /* Row copies between the callers' layouts and the tiles, per precision: _d for
+     * complex128 / float64 data, _f for complex64 / float32. */
+    /* x row (n, 2) complex -> X, times scale */
+    void (*load_x_d)(ptrdiff_t n, const double *x, double scale, double *X);
+    void (*load_x_f)(ptrdiff_t n, const float *x, double scale, double *X);
+    /* y row (n, 2, J) complex -> Y (J, 4, nb), times scale */
+    void (*load_y_d)(ptrdiff_t n, ptrdiff_t J, const double *y, double scale, double *Y);
+    void (*load_y_f)(ptrdiff_t n, ptrdiff_t J, const float *y, double scale, double *Y);
+    /* Y -> y row, times s; streamed past the caches when y is 16-byte aligned */
+    void (*store_y_d)(ptrdiff_t n, ptrdiff_t J, const double *Y, double s, double *y);
+    void (*store_y_f)(ptrdiff_t n, ptrdiff_t J, const double *Y, double s, float *y);
+    /* J rows of PSDs (rows ps apart, bins es apart) <-> D (J, nb) doubles */
+    void (*rows_in_d)(ptrdiff_t n, ptrdiff_t J, const double *P, ptrdiff_t ps, ptrdiff_t es,
+                      double *D);
+    void (*rows_in_f)(ptrdiff_t n, ptrdiff_t J, const float *P, ptrdiff_t ps, ptrdiff_t es,
+                      double *D);
+    void (*rows_out_d)(ptrdiff_t n, ptrdiff_t J, const double *D, double *P, ptrdiff_t ps,
+                       ptrdiff_t es);
+    void (*rows_out_f)(ptrdiff_t n, ptrdiff_t J, const double *D, float *P, ptrdiff_t ps,
+                       ptrdiff_t es);
+} norbert_stereo_ops;
 
 #endif /* NORBERT_STEREO_H */

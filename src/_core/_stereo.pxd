@@ -1,56 +1,74 @@
-# Vectorised two-channel row kernels (C, _stereo.h). Private: not part of the public API.
+# Vectorised two-channel row kernels (C: _stereo.h, _stereo_impl.h), compiled per
+# instruction set into this module; one table of them is picked at import. Private: not
+# part of the public API.
 
 cimport cython
 from cython cimport floating
 
-from norbert._core._common cimport complex_t, Status
+from norbert._core._common cimport complex_t
+# the kernels use _linalg's 2x2 solve, which is C: its code must come before theirs
+from norbert._core._linalg cimport ldl_2x2
 
 cdef extern from "_stereo.h" nogil:
     const Py_ssize_t STEREO_TILE "NORBERT_STEREO_TILE"
-    Py_ssize_t stereo_scratch "norbert_stereo_scratch"(Py_ssize_t J)
+    # rows of a tile's scratch areas, in the order the passes lay them out
+    enum:
+        ROWS_X "NORBERT_ROWS_X"
+        ROWS_P "NORBERT_ROWS_P"
+        ROWS_V "NORBERT_ROWS_V"
+        ROWS_R "NORBERT_ROWS_R"
+        ROWS_RN "NORBERT_ROWS_RN"
+        ROWS_W "NORBERT_ROWS_W"
+        ROWS_S "NORBERT_ROWS_S"
+        ROWS_POUT "NORBERT_ROWS_POUT"
+        ROWS_Y "NORBERT_ROWS_Y"
+    const int NOT_FINITE_BIT "NORBERT_NOT_FINITE_BIT"
+    const int NEGATIVE_BIT "NORBERT_NEGATIVE_BIT"
     void prefetch "norbert_prefetch"(const void* p, Py_ssize_t nbytes, int write)
-    int stereo_solve "norbert_stereo_solve"(
-        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* X, const double* P,
-        Py_ssize_t ps, const double* R, double sqrt_eps, double* S)
-    void stereo_images "norbert_stereo_images"(
-        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* P, Py_ssize_t ps,
-        const double* R, const double* S, double* Y, double* Pout, Py_ssize_t pos,
-        double* W, double* Rn)
-    int stereo_softmask_stats "norbert_stereo_softmask_stats"(
-        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, Py_ssize_t Cv, const double* X,
-        const double* V, double eps, double* S, double* Pout, Py_ssize_t pos, double* W,
-        double* Rn)
-    int stereo_softmask_images "norbert_stereo_softmask_images"(
-        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, Py_ssize_t Cv, const double* X,
-        const double* V, double eps, double* S, double* Y)
-    void stereo_given_stats "norbert_stereo_given_stats"(
-        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* Y, double* Pout,
-        Py_ssize_t pos, double* W, double* Rn)
-    # row copies, per precision (see NORBERT_STEREO_COPIES)
-    void load_y_d "norbert_stereo_load_y_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                            const double* y, double scale, double* Y)
-    void load_y_f "norbert_stereo_load_y_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                            const float* y, double scale, double* Y)
-    void load_x_d "norbert_stereo_load_x_d"(Py_ssize_t n, Py_ssize_t nb, const double* x,
-                                            double scale, double* X)
-    void load_x_f "norbert_stereo_load_x_f"(Py_ssize_t n, Py_ssize_t nb, const float* x,
-                                            double scale, double* X)
-    void store_y_d "norbert_stereo_write_y_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                              const double* Y, double s, double* y)
-    void store_y_f "norbert_stereo_write_y_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                              const double* Y, double s, float* y)
-    void rows_in_d "norbert_rows_in_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                       const double* P, Py_ssize_t ps, Py_ssize_t es,
-                                       double* D)
-    void rows_in_f "norbert_rows_in_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                       const float* P, Py_ssize_t ps, Py_ssize_t es,
-                                       double* D)
-    void rows_out_d "norbert_rows_out_d"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                         const double* D, double* P, Py_ssize_t ps,
-                                         Py_ssize_t es)
-    void rows_out_f "norbert_rows_out_f"(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
-                                         const double* D, float* P, Py_ssize_t ps,
-                                         Py_ssize_t es)
+
+    # the table of kernels (see _stereo.h): n lanes of rows STEREO_TILE long; their int
+    # results are Status bits
+    ctypedef struct stereo_ops_t "norbert_stereo_ops":
+        const char* isa
+        int (*solve)(Py_ssize_t n, Py_ssize_t J, const double* X, const double* P,
+                     Py_ssize_t ps, const double* R, double sqrt_eps,
+                     double* S) noexcept nogil
+        void (*model_images)(Py_ssize_t n, Py_ssize_t J, const double* P, Py_ssize_t ps,
+                             const double* R, const double* S, double* Y) noexcept nogil
+        void (*model_stats)(Py_ssize_t n, Py_ssize_t J, const double* P, Py_ssize_t ps,
+                            const double* R, const double* S, double* Pout, double* W,
+                            double* Rn) noexcept nogil
+        int (*softmask_images)(Py_ssize_t n, Py_ssize_t J, Py_ssize_t Cv, const double* X,
+                               const double* V, double eps, double* S,
+                               double* Y) noexcept nogil
+        int (*softmask_stats)(Py_ssize_t n, Py_ssize_t J, Py_ssize_t Cv, const double* X,
+                              const double* V, double eps, double* S, double* Pout,
+                              double* W, double* Rn) noexcept nogil
+        void (*given_stats)(Py_ssize_t n, Py_ssize_t J, const double* Y, double* Pout,
+                            double* W, double* Rn) noexcept nogil
+        void (*load_x_d)(Py_ssize_t n, const double* x, double scale, double* X) noexcept nogil
+        void (*load_x_f)(Py_ssize_t n, const float* x, double scale, double* X) noexcept nogil
+        void (*load_y_d)(Py_ssize_t n, Py_ssize_t J, const double* y, double scale,
+                         double* Y) noexcept nogil
+        void (*load_y_f)(Py_ssize_t n, Py_ssize_t J, const float* y, double scale,
+                         double* Y) noexcept nogil
+        void (*store_y_d)(Py_ssize_t n, Py_ssize_t J, const double* Y, double s,
+                          double* y) noexcept nogil
+        void (*store_y_f)(Py_ssize_t n, Py_ssize_t J, const double* Y, double s,
+                          float* y) noexcept nogil
+        void (*rows_in_d)(Py_ssize_t n, Py_ssize_t J, const double* P, Py_ssize_t ps,
+                          Py_ssize_t es, double* D) noexcept nogil
+        void (*rows_in_f)(Py_ssize_t n, Py_ssize_t J, const float* P, Py_ssize_t ps,
+                          Py_ssize_t es, double* D) noexcept nogil
+        void (*rows_out_d)(Py_ssize_t n, Py_ssize_t J, const double* D, double* P,
+                           Py_ssize_t ps, Py_ssize_t es) noexcept nogil
+        void (*rows_out_f)(Py_ssize_t n, Py_ssize_t J, const double* D, float* P,
+                           Py_ssize_t ps, Py_ssize_t es) noexcept nogil
+
+
+# The table picked at import (_stereo.pyx): the best instruction set the CPU has, or the
+# one NORBERT_ISA caps it to. Fetch it once per range of bins.
+cdef const stereo_ops_t* stereo_ops() noexcept nogil
 
 
 # Copies between the (bins, J, 2, 2, 2) covariance layout and a tile's (J, 4, nb)
@@ -84,44 +102,46 @@ cdef inline void tile_store(const double* Rs, Py_ssize_t g0, Py_ssize_t n, Py_ss
 # Fused front ends of the row copies: x and y rows by complex precision, PSD rows by real
 # precision. P's rows are ps elements apart and a row's bins es apart: (frames, J, bins)
 # storage has es = 1 and is read in place, (frames, bins, J) storage is gathered.
-cdef inline void load_x(Py_ssize_t n, Py_ssize_t nb, const complex_t* x, double scale,
-                        double* X) noexcept nogil:
+cdef inline void load_x(const stereo_ops_t* ops, Py_ssize_t n, const complex_t* x,
+                        double scale, double* X) noexcept nogil:
     if complex_t is cython.doublecomplex:
-        load_x_d(n, nb, <const double*>x, scale, X)
+        ops.load_x_d(n, <const double*>x, scale, X)
     else:
-        load_x_f(n, nb, <const float*>x, scale, X)
+        ops.load_x_f(n, <const float*>x, scale, X)
 
 
-cdef inline void load_y(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const complex_t* y,
-                        double scale, double* Y) noexcept nogil:
+cdef inline void load_y(const stereo_ops_t* ops, Py_ssize_t n, Py_ssize_t J,
+                        const complex_t* y, double scale, double* Y) noexcept nogil:
     if complex_t is cython.doublecomplex:
-        load_y_d(n, nb, J, <const double*>y, scale, Y)
+        ops.load_y_d(n, J, <const double*>y, scale, Y)
     else:
-        load_y_f(n, nb, J, <const float*>y, scale, Y)
+        ops.load_y_f(n, J, <const float*>y, scale, Y)
 
 
-cdef inline void store_y(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* Y,
-                         double s, complex_t* y) noexcept nogil:
+cdef inline void store_y(const stereo_ops_t* ops, Py_ssize_t n, Py_ssize_t J,
+                         const double* Y, double s, complex_t* y) noexcept nogil:
     if complex_t is cython.doublecomplex:
-        store_y_d(n, nb, J, Y, s, <double*>y)
+        ops.store_y_d(n, J, Y, s, <double*>y)
     else:
-        store_y_f(n, nb, J, Y, s, <float*>y)
+        ops.store_y_f(n, J, Y, s, <float*>y)
 
 
-cdef inline void rows_in(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const floating* P,
-                         Py_ssize_t ps, Py_ssize_t es, double* D) noexcept nogil:
+cdef inline void rows_in(const stereo_ops_t* ops, Py_ssize_t n, Py_ssize_t J,
+                         const floating* P, Py_ssize_t ps, Py_ssize_t es,
+                         double* D) noexcept nogil:
     if floating is double:
-        rows_in_d(n, nb, J, P, ps, es, D)
+        ops.rows_in_d(n, J, P, ps, es, D)
     else:
-        rows_in_f(n, nb, J, P, ps, es, D)
+        ops.rows_in_f(n, J, P, ps, es, D)
 
 
-cdef inline void rows_out(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* D,
-                          floating* P, Py_ssize_t ps, Py_ssize_t es) noexcept nogil:
+cdef inline void rows_out(const stereo_ops_t* ops, Py_ssize_t n, Py_ssize_t J,
+                          const double* D, floating* P, Py_ssize_t ps,
+                          Py_ssize_t es) noexcept nogil:
     if floating is double:
-        rows_out_d(n, nb, J, D, P, ps, es)
+        ops.rows_out_d(n, J, D, P, ps, es)
     else:
-        rows_out_f(n, nb, J, D, P, ps, es)
+        ops.rows_out_f(n, J, D, P, ps, es)
 
 
 # A tile row of PSD storage: P points at P[t, g0, 0]; rows Pjs apart, bins Pes apart.
@@ -135,21 +155,12 @@ cdef inline void prefetch_psd(const floating* P, Py_ssize_t n, Py_ssize_t J, Py_
         prefetch(P, n * Pes * sizeof(floating), write)
 
 
-cdef inline const double* psd_rows(const floating* P, Py_ssize_t n, Py_ssize_t nb,
+cdef inline const double* psd_rows(const stereo_ops_t* ops, const floating* P, Py_ssize_t n,
                                    Py_ssize_t J, Py_ssize_t Pjs, Py_ssize_t Pes, bint direct,
                                    double* Pin) noexcept nogil:
     """The PSD rows the kernels read: in place when `direct` (double rows of bins), else
-    converted / gathered into Pin (J, nb)."""
+    converted / gathered into Pin (J, STEREO_TILE)."""
     if direct:
         return <const double*>P
-    rows_in(n, nb, J, P, Pjs, Pes, Pin)
+    rows_in(ops, n, J, P, Pjs, Pes, Pin)
     return Pin
-
-
-cdef inline int stereo_status(int flags) noexcept nogil:
-    """The Status of the kernels' flags (1: NaN/inf met, 2: negative v), negative first."""
-    if flags & 2:
-        return Status.NEGATIVE
-    if flags & 1:
-        return Status.NOT_FINITE
-    return Status.OK
