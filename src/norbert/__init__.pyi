@@ -1,6 +1,8 @@
 # Type stubs for norbert's public API (PEP 561: shipped with py.typed).
 # Arrays in, arrays out: inputs take anything numpy.asarray accepts; outputs are ndarrays
 # whose precision follows x (complex64 -> complex64, complex128 -> complex128).
+# CPU torch.Tensors are accepted as arrays too; the results are then tensors (docs/torch.rst),
+# which these stubs do not spell out (torch is not a dependency).
 # tests/test_stubs.py checks every signature here against inspect.signature at run time.
 
 from collections.abc import Callable
