@@ -19,12 +19,14 @@ from norbert._filtering import (
     wiener,
     wiener_gain,
 )
+from norbert._online import OnlineWiener
 from norbert._validation import ParameterError, resolve_workers
 from norbert.contrib import compress_filter, reduce_interferences, residual_model, smooth
 
 __version__ = "0.3.0"
 
 __all__ = [
+    "OnlineWiener",
     "ParameterError",
     "apply_filter",
     "compress_filter",
