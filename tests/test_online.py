@@ -8,7 +8,8 @@ import reference
 
 import norbert
 from norbert import OnlineWiener
-from norbert._core import _online
+from norbert._core import _online, openmp_enabled
+from norbert._core._common import pass_info
 
 
 def _problem(rng, T, F, C, J, Cv=1, dtype=np.complex128, peak=None):
@@ -270,13 +271,28 @@ def test_instances_in_threads_match_sequential(rng):
         assert np.array_equal(y, expected)
 
 
+def test_one_frame_runs_on_one_thread_without_a_parallel_region(rng):
+    F, C, J = 2049, 2, 4
+    assert F * C * J < _online.parallel_threshold()
+    v, x = _problem(rng, 3, F, C, J, dtype=np.complex64)
+    stream = OnlineWiener(F, C, J, workers=2)
+    regions = pass_info()[1]
+    for t in range(3):
+        stream.process(v[t : t + 1], x[t : t + 1])
+        assert pass_info()[0] == 1
+    assert pass_info()[1] == regions
+
+
 def test_large_blocks_use_threads_with_the_same_bits(rng):
     T, F, C, J = 40, 300, 2, 4
     assert T * F * C * J >= _online.parallel_threshold()
     v, x = _problem(rng, T, F, C, J)
     one = _run(OnlineWiener(F, C, J, lookahead=2, workers=1), v, x, [T])
-    two = _run(OnlineWiener(F, C, J, lookahead=2, workers=2), v, x, [T])
-    assert np.array_equal(one, two)
+    two = OnlineWiener(F, C, J, lookahead=2, workers=2)
+    y = two.process(v, x)
+    if openmp_enabled():
+        assert pass_info()[0] == 2
+    assert np.array_equal(one, np.concatenate([y, two.flush()]))
 
 
 def test_repr_and_attributes():

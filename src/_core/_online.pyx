@@ -30,7 +30,9 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, INFINITY
 
-from norbert._core._common cimport complex_t, Status, Estimate, n_chunks, worst_status
+from norbert._core._common cimport (
+    complex_t, Status, Estimate, n_chunks, worst_status, note_pass,
+)
 from norbert._core._filter cimport estimate_point, model_point
 from norbert._core._online cimport online_work_size
 
@@ -275,6 +277,7 @@ cdef int online_process_kernel(
             flags |= _process_bins(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget,
                                    out_scale, frames_in, frames_out, x_ring, P_ring, Rnum,
                                    weight, y_out, &work[threadid(), 0])
+    note_pass(nt, nt > 1)
     return worst_status(flags)
 
 
