@@ -138,8 +138,8 @@ class OnlineWiener:
     doubles) and a ring of ``lookahead + 1`` frames of ``x`` and ``P``. A block that is
     refused (wrong shape, NaN, negative ``v``) leaves the stream unchanged; only an
     overflow of finite inputs too large for the precision, found while computing, leaves a
-    stream that must be :meth:`reset`. Separate
-    instances may run in separate threads; one instance is not thread-safe.
+    stream that must be :meth:`reset`. Separate instances may run in separate threads; one
+    instance is not thread-safe.
 
     Examples
     --------
