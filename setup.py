@@ -32,7 +32,7 @@ DIRECTIVES = {
     "cpow": True,
 }
 
-MODULES = ("_common", "_linalg", "_stereo", "_stats", "_filter", "_mask")
+MODULES = ("_common", "_linalg", "_stereo", "_stats", "_filter", "_mask", "_online")
 
 OPENMP_PROBE = textwrap.dedent(
     """

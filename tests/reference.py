@@ -331,3 +331,45 @@ def residual_model(v, x, alpha=1, autoscale=False):
         v = v * gain[None, :, :, None]
     vr = np.maximum(0.0, vx - v.sum(axis=-1))
     return np.concatenate((v, vr[..., None]), axis=-1)
+
+
+def online_wiener(v, x, lookahead=0, forget=0.99, use_softmask=True, eps=None, scale=1.0):
+    """OnlineWiener's recursion (DESIGN.md, "Online filter"), one frame at a time.
+
+    Frame t is filtered with R_j = Rnum_j / (eps + weight_j) taken after frames
+    0 .. min(t + lookahead, T - 1) were accumulated (the last ones by flush), with the PSDs
+    of its own initial estimate. The mixture is filtered at x * scale, scaled back.
+    """
+    if eps is None:
+        eps = _real_eps(x)
+    x = _complex(x) * scale
+    nb_frames, nb_bins, nb_channels = x.shape
+    y0 = initial_estimate(v, x / scale, use_softmask, eps) * scale
+    nb_sources = y0.shape[-1]
+    Rnum = np.zeros((nb_bins, nb_channels, nb_channels, nb_sources), np.complex128)
+    weight = np.zeros((nb_bins, nb_sources))
+    P = np.mean(np.abs(y0) ** 2, axis=2)  # (T, F, J)
+    y = np.zeros((nb_frames, nb_bins, nb_channels, nb_sources), np.complex128)
+
+    def filter_frame(s):
+        for f in range(nb_bins):
+            R = np.zeros((nb_channels, nb_channels, nb_sources), np.complex128)
+            Cxx = np.zeros((nb_channels, nb_channels), np.complex128)
+            for j in range(nb_sources):
+                R[:, :, j] = _divide(Rnum[f, :, :, j], eps + weight[f, j])
+                Cxx += P[s, f, j] * R[:, :, j]
+            z = solve_mixture(Cxx, x[s, f], eps)
+            for j in range(nb_sources):
+                y[s, f, :, j] = P[s, f, j] * (R[:, :, j] @ z) / scale
+
+    for t in range(nb_frames):
+        for f in range(nb_bins):
+            for j in range(nb_sources):
+                yj = y0[t, f, :, j]
+                Rnum[f, :, :, j] = forget * Rnum[f, :, :, j] + np.outer(yj, yj.conj())
+                weight[f, j] = forget * weight[f, j] + P[t, f, j]
+        if t >= lookahead:
+            filter_frame(t - lookahead)
+    for s in range(max(0, nb_frames - lookahead), nb_frames):
+        filter_frame(s)
+    return y

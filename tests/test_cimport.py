@@ -161,3 +161,19 @@ def test_mix_model_and_apply_filter_match_python(consumer, rng, dtype):
     y = np.empty((T, F, C), cdtype)
     consumer.apply_filter(x, Cxx, y)
     np.testing.assert_allclose(y, norbert.apply_filter(x, Cxx), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+@pytest.mark.parametrize("lookahead", [0, 3])
+def test_online_kernels_match_online_wiener(consumer, rng, dtype, nb_channels, lookahead):
+    cdtype, rdtype = _dtypes(dtype)
+    T, F, C, J = 12, 7, nb_channels, 3
+    x = (rng.standard_normal((T, F, C)) + 1j * rng.standard_normal((T, F, C))).astype(cdtype)
+    v = rng.random((T, F, 1, J)).astype(rdtype)
+    P_ring = np.empty((lookahead + 1, F, J), rdtype)
+    y = np.empty((T, F, C, J), cdtype)
+    consumer.online_stream(x, v, P_ring, y, lookahead, 0.9, float(np.finfo(rdtype).eps))
+    stream = norbert.OnlineWiener(F, C, J, lookahead=lookahead, forget=0.9, dtype=cdtype)
+    expected = np.concatenate([stream.process(v, x), stream.flush()])
+    assert np.array_equal(y, expected)

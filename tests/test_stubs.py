@@ -33,6 +33,7 @@ MODULES = [
     "norbert._core._stats",
     "norbert._core._filter",
     "norbert._core._mask",
+    "norbert._core._online",
     "norbert.dask",
 ]
 USER_SCRIPT = Path(__file__).parent / "typing_user.py"

@@ -41,12 +41,24 @@ def refine(y0: ComplexArray, x: ComplexArray) -> tuple[ComplexArray, RealArray, 
     return y, v, R
 
 
+def stream(v: RealArray, x: ComplexArray) -> ComplexArray:
+    """A live stream: blocks of 4 frames through OnlineWiener, then the frames held."""
+    online = norbert.OnlineWiener(x.shape[1], x.shape[2], v.shape[3], lookahead=2, forget=0.9)
+    parts = [online.process(v[t : t + 4], x[t : t + 4]) for t in range(0, x.shape[0], 4)]
+    parts.append(online.flush())
+    held: int = online.held
+    assert held == 0 and online.frames_out == x.shape[0]
+    online.reset()
+    return np.concatenate(parts)
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     shape = (16, 9, 2)
     x = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
     v = rng.random(shape + (2,)).astype(np.float32)
     y = separate(v, x)
+    assert stream(v, x).shape == x.shape + (v.shape[3],)
     y0: ComplexArray = norbert.softmask(v, x, logit=None)
     try:
         refine(y0, x)

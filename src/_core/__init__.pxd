@@ -147,6 +147,47 @@
 #     for each block b: filter_kernel(Estimate.MODEL, x[b], no_v, P[b], R, 1.0, eps, -1.0,
 #                                     15.0, 1.0, y[b], work, n_threads)
 #
+# The online (causal) filter of norbert.OnlineWiener, frame by frame (_online.pxd), for a
+# plug-in's audio callback. The caller keeps a stream's state: Rnum (F, J, C, C, 2) and
+# weight (F, J), doubles zeroed at the start of the stream, and the x and P of the frames
+# not filtered yet. 1-D and 2-D views here are one frame: x (F, C), v (F, {1, C}, J),
+# P (F, J), y (F, C, J); work has online_work_size(C, J) columns per thread.
+#
+# Py_ssize_t online_work_size(Py_ssize_t C, Py_ssize_t J)
+#     Columns of `work` the online kernels need (inline, as work_size).
+#
+# int online_accumulate_kernel[complex_t, floating](int mode, x, v, double scale,
+#         double eps, double forget, P_out, Rnum, weight, work, int n_threads)
+#     Adds one frame: with y0 the initial estimate of `mode` (Estimate.SOFTMASK or
+#     Estimate.PHASE, as stats_kernel; no logit) on x * scale,
+#         P_out[f, j]       = mean_c |y0[f, c, j]|^2                          (written)
+#         weight[f, j]      = forget * weight[f, j] + P_out[f, j]             (updated)
+#         Rnum[f, j, c, d]  = forget * Rnum[f, j, c, d] + y0_c conj(y0_d), c <= d
+#     x, v IN; P_out OUT; Rnum, weight INOUT. Returns NEGATIVE / NOT_FINITE for bad v or x
+#     after updating the sums (check a frame first if the state must survive bad input).
+#
+# int online_filter_kernel[complex_t, floating](x, P, Rnum, weight, double scale,
+#         double eps, double out_scale, y_out, work, int n_threads)
+#     Filters one frame with the current sums: R_j = Rnum_j / (eps + weight_j) and
+#     y_out[f, :, j] = out_scale * P_j R_j (sum_k P_k R_k + sqrt(eps) I)^-1 x * scale
+#     (one channel: + eps as well). P is the frame's own P_out from the accumulate call.
+#     x, P, Rnum, weight IN; y_out OUT.
+#
+#     With lookahead L: accumulate frame t, then filter frame t - L (so keep the x and P of
+#     the last L + 1 frames); at the end of the stream, filter the L frames still held.
+#     forget = 1, L >= T and scale = out_scale = 1 give wiener(iterations=1).
+#
+# int online_process_kernel[complex_t, floating](int mode, x, v, double scale, double eps,
+#         double forget, double out_scale, Py_ssize_t frames_in, Py_ssize_t frames_out,
+#         x_ring, P_ring, Rnum, weight, y_out, work, int n_threads)
+#     A block of n frames (x (n, F, C), v (n, F, {1, C}, J)) through the two steps above,
+#     keeping frame t in slot t % (L + 1) of x_ring (L + 1, F, C) and P_ring (L + 1, F, J),
+#     INOUT. frames_in / frames_out: frames accumulated / filtered before the call
+#     (0 <= frames_in - frames_out <= L). y_out (m, F, C, J) OUT receives frames
+#     frames_out .. frames_out + m - 1, m = max(0, frames_in + n - L - frames_out).
+#     Checks every input before changing the state: on NEGATIVE or NOT_FINITE from bad
+#     input nothing was written.
+#
 # Status and Estimate are also Python IntEnums: norbert._core.Status, norbert._core.Estimate.
 
 from norbert._core._common cimport Status, Estimate, complex_t, work_size
@@ -154,4 +195,7 @@ from norbert._core._linalg cimport hermitian_solve
 from norbert._core._stats cimport stats_kernel, finalize_covariance_kernel
 from norbert._core._filter cimport (
     filter_kernel, mix_model_kernel, gain_kernel, apply_filter_kernel,
+)
+from norbert._core._online cimport (
+    online_work_size, online_accumulate_kernel, online_filter_kernel, online_process_kernel,
 )

@@ -19,6 +19,7 @@ from norbert.contrib import smooth as smooth
 
 __version__: str
 __all__ = [
+    "OnlineWiener",
     "ParameterError",
     "apply_filter",
     "compress_filter",
@@ -42,6 +43,38 @@ _Real = npt.NDArray[np.floating[Any]]
 _Progress = Callable[[int, int], object]
 
 class ParameterError(ValueError): ...
+
+class OnlineWiener:
+    nb_bins: int
+    nb_channels: int
+    nb_sources: int
+    lookahead: int
+    forget: float
+    use_softmask: bool
+    eps: float
+    dtype: np.dtype[Any]
+    level: float | None
+    frames_in: int
+    frames_out: int
+    def __init__(
+        self,
+        nb_bins: int,
+        nb_channels: int,
+        nb_sources: int,
+        *,
+        lookahead: int = 0,
+        forget: float = 0.99,
+        use_softmask: bool = True,
+        eps: float | None = None,
+        dtype: npt.DTypeLike = ...,
+        level: float | None = None,
+        workers: int | None = None,
+    ) -> None: ...
+    @property
+    def held(self) -> int: ...
+    def process(self, v: npt.ArrayLike, x: npt.ArrayLike) -> _Complex: ...
+    def flush(self) -> _Complex: ...
+    def reset(self) -> None: ...
 
 def expectation_maximization(
     y: npt.ArrayLike,

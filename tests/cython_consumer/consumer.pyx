@@ -22,6 +22,9 @@ from norbert._core cimport (
     finalize_covariance_kernel,
     hermitian_solve,
     mix_model_kernel,
+    online_accumulate_kernel,
+    online_filter_kernel,
+    online_work_size,
     stats_kernel,
     work_size,
 )
@@ -180,3 +183,38 @@ def bad_shape_status():
     with nogil:
         status = finalize_covariance_kernel(Rnum, weight, 0.0, R)
     return status
+
+
+def online_stream(const complex_t[:, :, ::1] x not None, const floating[:, :, :, ::1] v not None,
+                  floating[:, :, ::1] P_ring not None, complex_t[:, :, :, ::1] y not None,
+                  Py_ssize_t lookahead, double forget, double eps):
+    """norbert.OnlineWiener(use_softmask=True) over a track, as an audio callback runs it.
+
+    Frame by frame with no GIL: accumulate frame t, filter frame t - lookahead, and at the
+    end the frames still held. P_ring (lookahead + 1, bins, J) keeps the held frames' PSDs
+    (x is all there, so it needs no ring); y (frames, bins, C, J) receives every frame.
+    """
+    cdef Py_ssize_t T = x.shape[0], F = x.shape[1], C = x.shape[2], J = y.shape[3]
+    cdef Py_ssize_t t, s, L1 = lookahead + 1
+    cdef double[:, :, :, :, ::1] Rnum = np.zeros((F, J, C, C, 2))
+    cdef double[:, ::1] weight = np.zeros((F, J))
+    cdef double[:, ::1] work = np.empty((1, online_work_size(C, J)))
+    cdef int status = Status.OK
+    with nogil:
+        for t in range(T):
+            status = online_accumulate_kernel(Estimate.SOFTMASK, x[t], v[t], 1.0, eps, forget,
+                                              P_ring[t % L1], Rnum, weight, work, 1)
+            if status != Status.OK:
+                break
+            s = t - lookahead
+            if s >= 0:
+                status = online_filter_kernel(x[s], P_ring[s % L1], Rnum, weight, 1.0, eps,
+                                              1.0, y[s], work, 1)
+                if status != Status.OK:
+                    break
+        s = T - lookahead if T > lookahead else 0
+        while status == Status.OK and s < T:
+            status = online_filter_kernel(x[s], P_ring[s % L1], Rnum, weight, 1.0, eps, 1.0,
+                                          y[s], work, 1)
+            s += 1
+    _check(status, "online_stream")
