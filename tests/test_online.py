@@ -66,7 +66,7 @@ def test_level_gives_wiener_on_a_loud_mixture(rng, nb_channels):
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("level", [None, 50.0])
+@pytest.mark.parametrize("level", [None, 50.0, 2.0])
 @pytest.mark.parametrize("use_softmask", [True, False])
 @pytest.mark.parametrize("lookahead", [0, 3])
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])

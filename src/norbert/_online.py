@@ -111,11 +111,12 @@ class OnlineWiener:
     dtype : np.complex64 or np.complex128, keyword-only
         precision of the stream: inputs are converted to it, outputs have it.
     level : float or None, keyword-only
-        the expected peak ``|x|`` of the stream. :func:`wiener` filters a loud track at
-        ``x / max(1, max|x| / 10)`` so that the absolute regularisation ``sqrt(eps) I``
-        stays small next to ``Cxx``; a stream cannot know its peak in advance, so give it
-        here: the stream is filtered at ``x / max(1, level / 10)`` and the output scaled
-        back. None: no rescaling, right for ``|x| <= 10`` (e.g. normalised audio).
+        the expected peak ``|x|`` of the stream: it is filtered at ``x * 10 / level`` and
+        the output scaled back, so that the absolute regularisation ``sqrt(eps) I`` weighs
+        as it does in :func:`wiener` at its design level (peak 10), for loud and quiet
+        streams alike (``norbert refine`` does the same with files). For ``level >= 10``
+        this is what :func:`wiener` does to a track of that peak. None: no rescaling,
+        which is :func:`wiener`'s behaviour for ``max|x| <= 10``.
     workers : int or None, keyword-only
         threads, as in :func:`wiener`; a frame of a few thousand bins runs on one thread
         (waking threads costs more than it saves), blocks of many frames use several.
@@ -182,7 +183,7 @@ class OnlineWiener:
         self.eps = resolve_eps(eps, self._rdtype)
         self.level = _check_level(level)
         self._n_threads = resolve_workers(workers)
-        self._scale = 1.0 / max(1.0, self.level / 10.0) if self.level is not None else 1.0
+        self._scale = 10.0 / self.level if self.level is not None else 1.0
         self._mode = int(Estimate.SOFTMASK if self.use_softmask else Estimate.PHASE)
         F, C, J, L = self.nb_bins, self.nb_channels, self.nb_sources, self.lookahead
         self._Rnum = np.zeros((F, J, C, C, 2))
