@@ -110,7 +110,8 @@ def test_imports_stay_lazy_and_one_way(module, absent):
 def test_cli_reexports_the_signal_path():
     from norbert import _signal, cli
 
-    for name in ("FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "make_stft", "stft"):
+    names = ("FILTER_EPS", "FILTER_PEAK", "filter_stft", "online_filter_stft", "istft")
+    for name in (*names, "make_stft", "stft"):
         assert name in cli.__all__ and getattr(cli, name) is getattr(_signal, name)
 
 
@@ -407,3 +408,87 @@ def test_outputs_are_removed_when_a_run_fails_midway(sf, tmp_path):
         assert len(list(outdir.iterdir())) == 2
         raise RuntimeError("disk full")
     assert not (tmp_path / "new").exists()
+
+
+# --------------------------------------------------------------------------
+# refine --online
+
+
+def test_refine_online_writes_the_stream_filters_result(example, files, sf, tmp_path):
+    """--online gives valid stems of the mixture's length: OnlineWiener's, block by block."""
+    from norbert.cli import FILTER_EPS, make_stft, stft
+
+    out = tmp_path / "out"
+    stems = [files[name] for name in example.names]
+    options = ["--lookahead", "3", "--forget", "0.98", "--subtype", "FLOAT", "-q"]
+    result = run("refine", "--online", files["mixture"], *stems, "-o", out, *STFT, *options)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    assert listing(out) == ["bass.wav", "drums.wav", "voice.wav"]
+    nb_samples = len(example.mixture)
+    for name in example.names:
+        info = sf.info(out / f"{name}.wav")
+        assert (info.frames, info.channels, info.samplerate) == (nb_samples, 2, SAMPLE_RATE)
+    refined = read_outputs(sf, out, example.names)
+    assert np.isfinite(refined).all()
+
+    # the same filter in-process, on the same float32 STFT, in one call and level=peak
+    mixture = sf.read(files["mixture"], dtype="float32", always_2d=True)[0]
+    sft = make_stft(N_FFT, HOP)
+    x = stft(sft, mixture, np.complex64)
+    v = np.stack(
+        [
+            np.abs(stft(sft, sf.read(p, dtype="float32", always_2d=True)[0], np.complex64))
+            for p in stems
+        ],
+        axis=-1,
+    )
+    stream = norbert.OnlineWiener(
+        x.shape[1], 2, 3, lookahead=3, forget=0.98, eps=FILTER_EPS, level=np.abs(x).max()
+    )
+    y = np.concatenate([stream.process(v, x), stream.flush()])
+    expected = np.stack(
+        [sft.istft(y[..., j], k1=nb_samples, f_axis=1, t_axis=0).T for j in range(3)]
+    )
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(refined, expected, rtol=0, atol=1e-5 * scale)
+
+    # causality has a price, but the stream still improves on the estimates
+    assert np.mean(_demo.sdr(example.sources, refined)) > np.mean(
+        _demo.sdr(example.sources, example.estimates)
+    )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--online", "--lookahead", "-1"], "--lookahead must be an integer >= 0"),
+        (["--online", "--forget", "0"], "--forget must be in (0, 1]"),
+        (["--online", "--forget", "1.5"], "--forget must be in (0, 1]"),
+        (["--online", "--forget", "nan"], "--forget must be in (0, 1]"),
+        (["--online", "--iterations", "1"], "--iterations does not apply to --online"),
+        (["--online", "--residual", "--autoscale"], "--autoscale needs the whole track"),
+        (["--lookahead", "2"], "--lookahead applies only to --online"),
+        (["--forget", "0.9"], "--forget applies only to --online"),
+    ],
+)
+def test_refine_online_bad_options_exit_2_with_one_line(files, tmp_path, capsys, options, message):
+    from norbert.cli import main
+
+    out = tmp_path / "out"
+    args = ["refine", files["mixture"], files["voice"], files["bass"], "-o", out, *options]
+    assert main([str(a) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("norbert refine: error: " + message), lines
+    assert not out.exists()
+
+
+def test_refine_online_lookahead_must_be_an_integer(files, tmp_path, capsys):
+    from norbert.cli import main
+
+    args = ["refine", files["mixture"], files["voice"], files["bass"], "-o", tmp_path / "o"]
+    assert main([*map(str, args), "--online", "--lookahead", "1.5"]) == 2
+    assert "argument --lookahead: invalid int value" in capsys.readouterr().err

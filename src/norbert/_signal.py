@@ -32,7 +32,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILTER_EPS", "FILTER_PEAK", "PRECISIONS", "filter_stft", "istft", "make_stft", "stft"]
+__all__ = [
+    "FILTER_EPS",
+    "FILTER_PEAK",
+    "ONLINE_BLOCK",
+    "PRECISIONS",
+    "filter_stft",
+    "istft",
+    "make_stft",
+    "online_filter_stft",
+    "stft",
+]
 
 #: Peak magnitude of the mixture STFT handed to ``norbert.wiener`` (see "Levels" above).
 FILTER_PEAK = 10.0
@@ -135,6 +145,23 @@ def _peak(x, block_frames=512):
     )
 
 
+def _to_filter_peak(x, v, alpha, overwrite_input):
+    """``(x, v, scale)`` scaled so that ``max|x| = FILTER_PEAK``; None for a silent ``x``."""
+    real = np.finfo(x.dtype).dtype
+    peak = _peak(x)
+    if peak == 0.0:
+        return None
+    scale = FILTER_PEAK / peak
+    if overwrite_input and v.dtype == real:
+        xs, vs = x, v
+        xs *= real.type(scale)
+        vs *= real.type(scale**alpha)
+    else:
+        xs = np.multiply(x, real.type(scale), dtype=x.dtype)
+        vs = np.multiply(v, real.type(scale**alpha), dtype=real)
+    return xs, vs, scale
+
+
 def filter_stft(
     x,
     v,
@@ -189,21 +216,98 @@ def filter_stft(
 
     real = np.finfo(x.dtype).dtype
     nb_sources = v.shape[-1] + bool(residual)
-    peak = _peak(x)
-    if peak == 0.0:  # a silent mixture has silent sources; the filter would only see eps
+    scaled = _to_filter_peak(x, v, alpha, overwrite_input)
+    if scaled is None:  # a silent mixture has silent sources; the filter would only see eps
         return np.zeros(x.shape + (nb_sources,), dtype=x.dtype)
-    scale = FILTER_PEAK / peak
-    if overwrite_input and v.dtype == real:
-        xs, vs = x, v
-        xs *= real.type(scale)
-        vs *= real.type(scale**alpha)
-    else:
-        xs = np.multiply(x, real.type(scale), dtype=x.dtype)
-        vs = np.multiply(v, real.type(scale**alpha), dtype=real)
+    xs, vs, scale = scaled
     if residual:
         vs = norbert.contrib.residual_model(vs, xs, alpha=alpha, autoscale=autoscale)
     y = norbert.wiener(
         vs, xs, iterations, use_softmask, eps=FILTER_EPS, workers=workers, progress=progress
     )
+    y /= real.type(scale)
+    return y
+
+
+#: Frames handed to ``OnlineWiener.process`` at a time by :func:`online_filter_stft`.
+ONLINE_BLOCK = 256
+
+
+def online_filter_stft(
+    x,
+    v,
+    *,
+    lookahead=0,
+    forget=0.99,
+    use_softmask=True,
+    residual=False,
+    alpha=1.0,
+    workers=None,
+    block_frames=ONLINE_BLOCK,
+    progress=None,
+    overwrite_input=False,
+):
+    """Stream an STFT through ``norbert.OnlineWiener``, at the level of :func:`filter_stft`.
+
+    The mixture and source spectrograms are scaled to ``max|x| = FILTER_PEAK``
+    exactly as :func:`filter_stft` does (the peak of a file's STFT is known
+    before it is streamed; a live stream would pass ``level=`` its expected
+    peak instead, which filters at the same ``x * 10 / level``), then given to
+    an ``OnlineWiener`` with ``eps = FILTER_EPS`` in blocks of `block_frames`
+    frames; the frames each block completes are collected, ``flush()``
+    returns the last `lookahead`, and the result is scaled back.
+
+    Parameters
+    ----------
+    x, v, use_softmask, residual, alpha, workers, overwrite_input
+        As in :func:`filter_stft`. The residual source (without ``autoscale``,
+        which needs the whole track) is computed block by block: it is per frame.
+    lookahead : int >= 0
+        Frames of the future each frame's spatial statistics include.
+    forget : float in (0, 1]
+        Forgetting factor of the spatial statistics.
+    block_frames : int
+        Frames per ``process`` call.
+    progress : callable or None
+        ``progress(n)`` after each block of ``n`` frames given to the stream.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources (+ 1))]
+        Source STFTs on the scale of ``x``, in ``x``'s dtype.
+    """
+    import norbert
+
+    real = np.finfo(x.dtype).dtype
+    nb_frames, nb_bins, nb_channels = x.shape
+    nb_sources = v.shape[-1] + bool(residual)
+    scaled = _to_filter_peak(x, v, alpha, overwrite_input)
+    if scaled is None:  # silent mixture: silent sources, as filter_stft
+        return np.zeros(x.shape + (nb_sources,), dtype=x.dtype)
+    xs, vs, scale = scaled
+    stream = norbert.OnlineWiener(
+        nb_bins,
+        nb_channels,
+        nb_sources,
+        lookahead=lookahead,
+        forget=forget,
+        use_softmask=use_softmask,
+        eps=FILTER_EPS,
+        dtype=x.dtype,
+        workers=workers,
+    )
+    y = np.empty(x.shape + (nb_sources,), dtype=x.dtype)
+    done = 0
+    for k0 in range(0, nb_frames, block_frames):
+        k1 = min(k0 + block_frames, nb_frames)
+        vb = vs[k0:k1]
+        if residual:
+            vb = norbert.contrib.residual_model(vb, xs[k0:k1], alpha=alpha)
+        out = stream.process(vb, xs[k0:k1])
+        y[done : done + len(out)] = out
+        done += len(out)
+        if progress is not None:
+            progress(k1 - k0)
+    y[done:] = stream.flush()
     y /= real.type(scale)
     return y

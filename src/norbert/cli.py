@@ -41,10 +41,20 @@ from ._signal import (
     filter_stft,
     istft,
     make_stft,
+    online_filter_stft,
     stft,
 )
 
-__all__ = ["FILTER_EPS", "FILTER_PEAK", "filter_stft", "istft", "main", "make_stft", "stft"]
+__all__ = [
+    "FILTER_EPS",
+    "FILTER_PEAK",
+    "filter_stft",
+    "istft",
+    "main",
+    "make_stft",
+    "online_filter_stft",
+    "stft",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -123,12 +133,37 @@ def _fit_length(audio, nb_samples):
     return np.concatenate([audio, pad])
 
 
+def _check_online_options(args):
+    """--online's options, and the ones that need the whole track; fills in the defaults."""
+    if not args.online:
+        for option, value in (("--lookahead", args.lookahead), ("--forget", args.forget)):
+            if value is not None:
+                raise CommandError(f"{option} applies only to --online filtering: add --online")
+        args.iterations = 1 if args.iterations is None else args.iterations
+        return
+    if args.iterations is not None:
+        raise CommandError(
+            "--iterations does not apply to --online (its filter is one causal pass, "
+            "like --iterations 1): drop --iterations"
+        )
+    if args.autoscale:
+        raise CommandError("--autoscale needs the whole track: it cannot be used with --online")
+    args.iterations = 1
+    args.lookahead = 0 if args.lookahead is None else args.lookahead
+    args.forget = 0.99 if args.forget is None else args.forget
+    if args.lookahead < 0:
+        raise CommandError(f"--lookahead must be an integer >= 0, got {args.lookahead}")
+    if not 0.0 < args.forget <= 1.0:  # also refuses nan
+        raise CommandError(f"--forget must be in (0, 1], got {args.forget}")
+
+
 def _check_inputs(sf, args):
     """Validate options, inputs and outputs before any work; return what refine needs."""
     if args.n_fft < 16:
         raise CommandError(f"--n-fft must be at least 16, got {args.n_fft}")
     if not 0 < args.hop <= args.n_fft:
         raise CommandError(f"--hop must be in [1, --n-fft={args.n_fft}], got {args.hop}")
+    _check_online_options(args)
     if args.iterations < 0:
         raise CommandError(f"--iterations must be >= 0, got {args.iterations}")
     if not args.alpha > 0:
@@ -223,6 +258,34 @@ def _wav_writer(sf, audio, sample_rate, subtype):
     return write_to
 
 
+def _filter(args, x, v, bars, nb_frames):
+    """The refined sources' STFTs: norbert.wiener, or OnlineWiener block by block."""
+    options = dict(
+        use_softmask=not args.no_softmask,
+        residual=args.residual,
+        alpha=args.alpha,
+        workers=args.workers,
+        overwrite_input=True,  # x and v are ours: no scaled copies
+    )
+    if args.online:
+        with bars.bar("online Wiener filter", total=nb_frames, unit="frame") as update:
+            return online_filter_stft(
+                x, v, lookahead=args.lookahead, forget=args.forget, progress=update, **options
+            )
+    passes = contextlib.nullcontext()  # a plain softmask has no EM passes to report
+    if args.iterations:
+        passes = bars.callback("Wiener filter", unit="frame")
+    with passes as progress:
+        return filter_stft(
+            x,
+            v,
+            iterations=args.iterations,
+            autoscale=args.autoscale,
+            progress=progress,
+            **options,
+        )
+
+
 def _cmd_refine(args):
     sf = _require("soundfile", "cli", "norbert refine")
     sft, mix, infos, subtype, names = _check_inputs(sf, args)
@@ -248,22 +311,7 @@ def _cmd_refine(args):
             del estimate, magnitude
             _check_overflow(v[..., j], path, args)
 
-    passes = contextlib.nullcontext()  # a plain softmask has no EM passes to report
-    if args.iterations:
-        passes = bars.callback("Wiener filter", unit="frame")
-    with passes as progress:
-        y = filter_stft(
-            x,
-            v,
-            iterations=args.iterations,
-            use_softmask=not args.no_softmask,
-            residual=args.residual,
-            autoscale=args.autoscale,
-            alpha=args.alpha,
-            workers=args.workers,
-            progress=progress,
-            overwrite_input=True,  # x and v are ours: no scaled copies
-        )
+    y = _filter(args, x, v, bars, nb_frames)
     del x, v
 
     with bars.bar("inverse STFT", total=len(names), unit="source") as update:
@@ -415,8 +463,9 @@ def build_parser():
         help="refine separated stems with a multichannel Wiener filter",
         description=(
             "Refine estimates of the sources of MIXTURE (e.g. a separator's stems) with "
-            "norbert.wiener: the estimates' magnitudes are the source models, the "
-            "mixture's STFT is filtered, and each refined source is written to "
+            "norbert.wiener (norbert.OnlineWiener with --online): the estimates' "
+            "magnitudes are the source models, the mixture's STFT is filtered, and "
+            "each refined source is written to "
             "OUTDIR/<estimate file stem>.wav with the mixture's length, sample rate and "
             "subtype. Estimates may be mono when the mixture is multichannel; the "
             "refined sources have the mixture's channels."
@@ -462,9 +511,34 @@ def build_parser():
     refine.add_argument(
         "--iterations",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="EM iterations; 0 is a plain ratio mask (default: %(default)s)",
+        help="EM iterations; 0 is a plain ratio mask (default: 1; not with --online)",
+    )
+    refine.add_argument(
+        "--online",
+        action="store_true",
+        help="filter causally with norbert.OnlineWiener, streaming the STFT in blocks of "
+        "256 frames: frame t uses the spatial statistics of frames up to t + LOOKAHEAD, "
+        "so a live stream would be delayed by LOOKAHEAD hops. Levels as without "
+        "--online: the mixture's STFT is scaled to its peak 10 (the file's peak is known "
+        "before streaming; OnlineWiener(level=peak) does the same)",
+    )
+    refine.add_argument(
+        "--lookahead",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --online: frames of the future each frame's statistics include "
+        "(integer >= 0; default: 0)",
+    )
+    refine.add_argument(
+        "--forget",
+        type=float,
+        default=None,
+        metavar="F",
+        help="with --online: forgetting factor of the spatial statistics, in (0, 1]; "
+        "their memory is about 1 / (1 - F) frames (default: 0.99)",
     )
     refine.add_argument(
         "--no-softmask",
