@@ -133,15 +133,21 @@ def test_demo_prints_its_table_and_em_beats_softmask(tmp_path):
     result = run("demo", "-o", tmp_path, *plot, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
+    online = [f"online, lookahead {L}**" for L in (0, 2, 8)]
+    methods = ["softmask", "wiener, 1 EM iteration", "wiener, 3 EM iterations", *online]
     mean = {}
     for line in lines:
-        for method in ("softmask", "wiener, 1 EM iteration", "wiener, 3 EM iterations"):
+        for method in methods:
             if line.startswith(method + " "):  # first table (MDX SDR): voice bass drums mean
                 mean.setdefault(method, float(line[len(method) :].split()[3]))
-    assert set(mean) == {"softmask", "wiener, 1 EM iteration", "wiener, 3 EM iterations"}
+    assert set(mean) == set(methods)
     assert mean["wiener, 3 EM iterations"] > mean["wiener, 1 EM iteration"] > mean["softmask"]
+    for method in online:  # causality costs SDR, but the online filter beats the softmask
+        assert mean["wiener, 1 EM iteration"] > mean[method] > mean["softmask"], mean
+    assert any(line.startswith("Causality (online, lookahead 0) costs ") for line in lines)
     assert (tmp_path / "mixture.wav").is_file()
-    for folder in ("reference", "estimates", "softmask", "wiener-1", "wiener-3"):
+    folders = ("reference", "estimates", "softmask", "wiener-1", "wiener-3")
+    for folder in (*folders, "online-0", "online-2", "online-8"):
         assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
             "bass.wav",
             "drums.wav",

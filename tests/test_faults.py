@@ -185,7 +185,7 @@ def test_refine_on_a_full_disk_exits_2_and_writes_nothing(inputs, small_tmpfs, s
 
 
 def test_demo_on_a_full_disk_exits_2_and_writes_nothing(small_tmpfs):
-    outdir = small_tmpfs(4_000_000) / "demo"  # room for a few of its 13 MB
+    outdir = small_tmpfs(4_000_000) / "demo"  # room for a few of its 19 MB
     result = subprocess.run(
         [sys.executable, "-m", "norbert", "demo", "-o", str(outdir)],
         capture_output=True,

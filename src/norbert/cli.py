@@ -594,7 +594,8 @@ def build_parser():
         description=(
             "Synthesise a deterministic stereo mixture of a voice, a bass line and drums, "
             "with imperfect estimates of them, then refine the estimates with a softmask "
-            "and with the Wiener filter (1 and 3 EM iterations, and the residual model), "
+            "and with the Wiener filter (1 and 3 EM iterations, and the residual model) "
+            "and its causal counterpart norbert.OnlineWiener (lookahead 0, 2 and 8 frames), "
             "and print each method's SDR and time. Needs no network and no audio files."
         ),
     )
