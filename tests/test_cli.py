@@ -498,3 +498,21 @@ def test_refine_online_lookahead_must_be_an_integer(files, tmp_path, capsys):
     args = ["refine", files["mixture"], files["voice"], files["bass"], "-o", tmp_path / "o"]
     assert main([*map(str, args), "--online", "--lookahead", "1.5"]) == 2
     assert "argument --lookahead: invalid int value" in capsys.readouterr().err
+
+
+def test_refine_online_residual_and_mono_estimate_sum_to_the_mixture(example, sf, tmp_path):
+    """The residual is per frame, so it streams: with it the stems add up to the mixture."""
+    mixture = tmp_path / "mix.wav"
+    sf.write(mixture, example.mixture, SAMPLE_RATE, subtype="FLOAT")
+    voice = tmp_path / "voice.wav"
+    sf.write(voice, example.estimates[0].mean(axis=1), SAMPLE_RATE, subtype="FLOAT")  # mono
+    bass = tmp_path / "bass.wav"
+    sf.write(bass, example.estimates[1], SAMPLE_RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    options = ["--online", "--lookahead", "1", "--residual", "--subtype", "FLOAT", "-q"]
+    result = run("refine", mixture, voice, bass, "-o", out, *STFT, *options)
+    assert result.returncode == 0, result.stderr
+    refined = read_outputs(sf, out, ["voice", "bass", "residual"])
+    assert refined.shape == (3, *example.mixture.shape)
+    error = np.linalg.norm(refined.sum(axis=0) - example.mixture) / np.linalg.norm(example.mixture)
+    assert error < 1e-3
