@@ -519,10 +519,10 @@ def build_parser():
         "--online",
         action="store_true",
         help="filter causally with norbert.OnlineWiener, streaming the STFT in blocks of "
-        "256 frames: frame t uses the spatial statistics of frames up to t + LOOKAHEAD, "
-        "so a live stream would be delayed by LOOKAHEAD hops. Levels as without "
-        "--online: the mixture's STFT is scaled to its peak 10 (the file's peak is known "
-        "before streaming; OnlineWiener(level=peak) does the same)",
+        "256 frames: frame t uses the spatial statistics of frames up to t + --lookahead, "
+        "so a live stream would be delayed by --lookahead hops. Levels as without "
+        "--online: the mixture's STFT is scaled so that its peak is 10 (the file's peak "
+        "is known before streaming; OnlineWiener(level=peak) does the same)",
     )
     refine.add_argument(
         "--lookahead",
