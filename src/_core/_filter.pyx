@@ -23,8 +23,7 @@ from norbert._core._common cimport (
     block_frames_for, note_pass,
 )
 from norbert._core._schedule cimport (
-    schedule, schedule_init, schedule_free, schedule_take, schedule_done, schedule_joined,
-    range_bins,
+    schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_S, stereo_ops_t, stereo_ops, tile_load,
@@ -251,17 +250,10 @@ cdef int _filter_worker(
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
-    cdef Py_ssize_t b = 0, k = 0, t0, t1, f0, f1, T = y_out.shape[0], F = y_out.shape[1]
+    cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = y_out.shape[0], F = y_out.shape[1]
     cdef int flags = 0
     cdef bint joined = False
-    while schedule_take(s, &b, &k):
-        if not joined:
-            schedule_joined(s)
-            joined = True
-        t0 = b * block_frames
-        t1 = T if t0 + block_frames > T else t0 + block_frames
-        f0 = k * width
-        f1 = F if f0 + width > F else f0 + width
+    while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
         flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
                                     eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
                                     work)

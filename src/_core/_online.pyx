@@ -35,6 +35,7 @@ from norbert._core._common cimport (
 )
 from norbert._core._filter cimport estimate_point, model_point
 from norbert._core._online cimport online_work_size
+from norbert._core._stats cimport point_stats
 
 # A call with fewer points x channels x sources than this runs on one thread: waking a thread
 # team costs more than it saves (see benchmarks/bench_online.py).
@@ -60,31 +61,10 @@ cdef inline int _accumulate_point(
     floating* P, double* wf, double* Rn, double* y,
 ) noexcept nogil:
     """Initial estimate of one TF point, its PSDs into P, and the forgetting sums of its bin."""
-    cdef Py_ssize_t j, c, d, k
-    cdef double p, cr, ci, dr, di
     cdef int st = estimate_point(mode, C, Cv, J, x, v, <const complex_t*>NULL,
                                  <const floating*>NULL, <const double*>NULL, scale, eps,
                                  sqrt_eps, -1.0, 15.0, y, <double*>NULL)
-    for j in range(J):
-        p = 0.0
-        for c in range(C):
-            cr = y[(c * J + j) * 2]
-            ci = y[(c * J + j) * 2 + 1]
-            p = p + cr * cr + ci * ci
-        p = p / C
-        P[j] = <floating>p
-        wf[j] = forget * wf[j] + p
-        for c in range(C):
-            cr = y[(c * J + j) * 2]
-            ci = y[(c * J + j) * 2 + 1]
-            for d in range(c, C):
-                dr = y[(d * J + j) * 2]
-                di = y[(d * J + j) * 2 + 1]
-                k = (c * C + d) * 2
-                # y_c conj(y_d), added as the offline sums add it (same bits when forget = 1)
-                Rn[k] = forget * Rn[k] + (cr * dr + ci * di)
-                Rn[k + 1] = forget * Rn[k + 1] + (ci * dr - cr * di)
-        Rn = Rn + 2 * C * C
+    point_stats(C, J, y, P, wf, Rn, forget)
     return st
 
 

@@ -27,8 +27,7 @@ from norbert._core._common cimport (
     block_frames_for, note_pass,
 )
 from norbert._core._schedule cimport (
-    schedule, schedule_init, schedule_free, schedule_take, schedule_done, schedule_joined,
-    range_bins,
+    schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_RN, ROWS_W, ROWS_S, stereo_ops_t,
@@ -59,31 +58,6 @@ cdef inline void _stereo_stats(Py_ssize_t J, const double* y, floating* P, doubl
         Rn[8 * j + 2] += y0r * y1r + y0i * y1i
         Rn[8 * j + 3] += y0i * y1r - y0r * y1i
         Rn[8 * j + 6] += p1
-
-
-cdef inline void _generic_stats(Py_ssize_t C, Py_ssize_t J, const double* y, floating* P,
-                                double* wf, double* Rn) noexcept nogil:
-    """The statistics of one TF point for any channel count (upper triangle of y y^H)."""
-    cdef Py_ssize_t j, c, d
-    cdef double p, cr, ci, dr, di
-    for j in range(J):
-        p = 0.0
-        for c in range(C):
-            cr = y[(c * J + j) * 2]
-            ci = y[(c * J + j) * 2 + 1]
-            p = p + cr * cr + ci * ci
-        p = p / C
-        P[j] = <floating>p
-        wf[j] = wf[j] + p
-        for c in range(C):
-            cr = y[(c * J + j) * 2]
-            ci = y[(c * J + j) * 2 + 1]
-            for d in range(c, C):
-                dr = y[(d * J + j) * 2]
-                di = y[(d * J + j) * 2 + 1]
-                Rn[(c * C + d) * 2] += cr * dr + ci * di
-                Rn[(c * C + d) * 2 + 1] += ci * dr - cr * di
-        Rn = Rn + 2 * C * C
 
 
 cdef int _stereo_stats_chunk(
@@ -218,7 +192,7 @@ cdef int _stats_chunk(
             if C == 2:
                 _stereo_stats(J, y, Pp, wf, Rn)
             else:
-                _generic_stats(C, J, y, Pp, wf, Rn)
+                point_stats(C, J, y, Pp, wf, Rn, 1.0)
             if Pjs != 1:
                 for j in range(J):
                     Pst[j * Pjs] = Pp[j]
@@ -320,17 +294,10 @@ cdef int _stats_worker(
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
-    cdef Py_ssize_t b = 0, k = 0, t0, t1, f0, f1, T = P.shape[0], F = P.shape[1]
+    cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = P.shape[0], F = P.shape[1]
     cdef int flags = 0
     cdef bint joined = False
-    while schedule_take(s, &b, &k):
-        if not joined:
-            schedule_joined(s)
-            joined = True
-        t0 = b * block_frames
-        t1 = T if t0 + block_frames > T else t0 + block_frames
-        f0 = k * width
-        f1 = F if f0 + width > F else f0 + width
+    while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
         flags |= 1 << _stats_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
                                    R, scale, eps, sqrt_eps, logit, slope, Rnum, weight, work)
         schedule_done(s, k)
