@@ -61,8 +61,9 @@
 #       weight double    (F, J)                sums of P over frames
 #       work   double    (rows, >= work_size(C, J))  scratch, one row per thread
 # * Threads: n_threads is an upper bound (values < 1 mean 1); a kernel uses at most
-#   `rows` threads and fewer on small blocks. Each thread owns whole frequency bins and
-#   adds frames in order, so results are bitwise identical for any n_threads. The
+#   `rows` threads and fewer on small blocks. A range of frequency bins is held by one
+#   thread at a time, which adds frames in order, so results are bitwise identical for
+#   any n_threads. The
 #   functions are thread-safe: concurrent calls are fine as long as they do not write to
 #   the same arrays (outputs, Rnum/weight, work). Called from inside an OpenMP parallel
 #   region, a kernel's own region is nested and runs on one thread unless nesting is

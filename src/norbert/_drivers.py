@@ -7,10 +7,11 @@ An EM run with K iterations makes K + 1 passes over the track, each over blocks 
     filter(P, R_K) -> y                       (written once, into the output)
 
 so between iterations only the PSDs P (one real per TF point and source) and the per-bin
-R live in memory; the output is written once. Blocks keep every temporary (dtype/layout
-conversion of a strided or byte-swapped input, per-thread scratch) O(block), let Python
-check for Ctrl-C between blocks, and drive progress reporting. The same functions serve
-the Dask driver, chunk by chunk.
+R live in memory; the output is written once. Inputs the kernels can read in place go to
+them a segment of many blocks per call, one parallel region per call (see
+EMState._segments); others are converted block by block, which keeps every temporary
+O(block). Between calls Python checks for Ctrl-C and reports progress. The same functions
+serve the Dask driver, chunk by chunk.
 """
 
 import numpy as np
