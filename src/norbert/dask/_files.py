@@ -1,8 +1,11 @@
 """Arrays on disk, read and written one region at a time: from_npy, to_npy, and the table
 that lets norbert's passes recognise a from_npy array and read its file themselves."""
 
+import errno
 import mmap
 import os
+import stat
+import uuid
 
 import dask
 import dask.array as da
@@ -54,8 +57,9 @@ class RawFile:
     memory map that is closed at once. A worker never holds more than its chunks.
     """
 
-    def __init__(self, path, dtype, shape, offset, order):
+    def __init__(self, path, dtype, shape, offset, order, label=None):
         self.path = os.path.abspath(os.fspath(path))  # workers may not share our cwd
+        self.label = self.path if label is None else os.fspath(label)  # named in errors
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(n) for n in shape)
         self.offset = int(offset)
@@ -108,12 +112,26 @@ class RawFile:
             del m  # unmap: the pages read leave the worker's resident memory
 
     def __setitem__(self, key, value):
+        try:
+            self._write(key, value)
+        except OSError as exc:  # e.g. ENOSPC, EFBIG: say which file
+            raise named_error(exc, "writing", self.label) from exc
+
+    def _write(self, key, value):
         run = self._run(key)
         if run is not None:
             offset, shape = run
-            with open(self.path, "r+b") as f:
-                f.seek(offset)
-                np.ascontiguousarray(np.broadcast_to(value, shape), self.dtype).tofile(f)
+            data = np.ascontiguousarray(np.broadcast_to(value, shape), self.dtype)
+            data = memoryview(data.reshape(-1)).cast("B")
+            fd = os.open(self.path, os.O_WRONLY)
+            try:  # os.pwrite, not ndarray.tofile: a short write (disk full) says ENOSPC
+                while data:
+                    n = os.pwrite(fd, data, offset)
+                    if n <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+                    data, offset = data[n:], offset + n
+            finally:
+                os.close(fd)
             return
         m = self._map("r+")
         try:
@@ -260,13 +278,95 @@ def from_npy(file, chunks=None):
     return a
 
 
+def named_error(exc, doing, path):
+    """exc (an OSError) again, with `path` in its message and as its filename."""
+    path = os.fspath(path)
+    if exc.filename == path:
+        return exc
+    if exc.errno is None:
+        return OSError(f"{exc} ({doing} {path})")
+    return OSError(exc.errno, f"{exc.strerror} ({doing} {path})", path)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _new_npy(path, dtype, shape):
+    """A new .npy file beside `path` (a hidden temporary name), with its header written and
+    its space reserved: (temporary path, data offset, final path). Disk full or over
+    quota is an OSError here, naming `path`, and leaves no file behind."""
+    final = os.path.realpath(os.fspath(path))  # a symlink: replace the file it points to
+    directory, name = os.path.split(final)
+    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies
+    except OSError as exc:
+        raise named_error(exc, "creating a temporary beside", path) from exc
+    try:
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(final).st_mode))  # overwriting: keep its mode
+        except FileNotFoundError:
+            pass
+        header = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        offset = header.offset
+        del header
+        size = offset + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if size > 0 and hasattr(os, "posix_fallocate"):
+            # reserve the space now: a full disk fails here, not later in a task (where a
+            # write through a memory map would be a SIGBUS rather than an OSError)
+            with open(tmp, "r+b") as f:
+                try:
+                    os.posix_fallocate(f.fileno(), 0, size)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise named_error(exc, "writing", path) from exc
+        raise
+    return tmp, offset, final
+
+
+def _finish(_stored, tmp, final):
+    """The store's last task: the complete file takes its final name."""
+    os.replace(tmp, final)
+
+
+def store_npy(a, path):
+    """(delayed write of a into the .npy `path`, the temporary it writes first).
+
+    The chunks are written into the temporary, which a last task renames to `path` once
+    every chunk is in: no file ever has the final name before it is complete. On failure
+    the caller removes the temporary."""
+    a = as_dask(a, "a")
+    tmp, offset, final = _new_npy(path, a.dtype, a.shape)
+    try:
+        target = RawFile(tmp, a.dtype, a.shape, offset, "C", label=os.fspath(path))
+        stored = da.store(a, target, lock=False, compute=False)
+        done = dask.delayed(_finish, pure=True)(
+            stored, tmp, final, dask_key_name=graph_name("npy-finish", tmp)
+        )
+    except BaseException:
+        _remove(tmp)
+        raise
+    return done, tmp
+
+
 def to_npy(a, path, *, compute=True, **compute_kwargs):
     """Store a Dask array into a new ``.npy`` file, each task writing its own chunk.
 
-    The file is created (sparse) with its header first; each task then writes its chunk
-    into it (one write for chunks of whole frames, else through a memory map), so nothing
-    larger than a chunk is ever in memory and the result travels through no scheduler.
-    Workers must see the file at the same path.
+    The file is created under a temporary name in the same directory, with its header
+    first and its space reserved (so a full disk or a quota fails at once); each task
+    then writes its chunk into it (one write for chunks of whole frames, else through a
+    memory map), so nothing larger than a chunk is ever in memory and the result travels
+    through no scheduler. A last task renames the complete file to `path`
+    (``os.replace``): `path` is never a half-written file. Workers must see the file at
+    the same path.
 
     Parameters
     ----------
@@ -276,7 +376,8 @@ def to_npy(a, path, *, compute=True, **compute_kwargs):
         where to write (overwritten).
     compute : bool, keyword-only
         False: return a ``dask.delayed`` object that writes when computed (e.g. with
-        ``client.compute``).
+        ``client.compute``). If that computation fails, the temporary file
+        (``.<name>.<random>.part`` beside `path`) is left for the caller to remove.
     **compute_kwargs
         passed to ``dask.compute`` (e.g. ``scheduler="synchronous"``).
 
@@ -284,6 +385,12 @@ def to_npy(a, path, *, compute=True, **compute_kwargs):
     -------
     np.memmap or dask.delayed.Delayed
         the stored array, opened read-only (compute=True), or the delayed write.
+
+    Raises
+    ------
+    OSError
+        e.g. disk full (ENOSPC) or over the file size limit (EFBIG), naming `path`; the
+        temporary is removed and a file that was at `path` is left as it was.
 
     Examples
     --------
@@ -293,13 +400,13 @@ def to_npy(a, path, *, compute=True, **compute_kwargs):
     >>> out.shape, float(out.sum())
     ((6, 2), 12.0)
     """
-    a = as_dask(a, "a")
     path = os.fspath(path)
-    header = np.lib.format.open_memmap(path, mode="w+", dtype=a.dtype, shape=a.shape)
-    target = RawFile(path, a.dtype, a.shape, header.offset, "C")
-    del header
-    stored = da.store(a, target, lock=False, compute=False)
+    stored, tmp = store_npy(a, path)
     if not compute:
         return stored
-    dask.compute(stored, **compute_kwargs)
+    try:
+        dask.compute(stored, **compute_kwargs)
+    except BaseException:
+        _remove(tmp)
+        raise
     return np.load(path, mmap_mode="r")

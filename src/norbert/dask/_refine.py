@@ -3,7 +3,7 @@
 import os
 
 from norbert._validation import ParameterError, check_positive_int
-from norbert.dask._files import from_npy, to_npy
+from norbert.dask._files import _remove, from_npy, store_npy
 from norbert.dask._filters import wiener
 
 
@@ -52,9 +52,16 @@ def refine_files(
 
     Raises
     ------
+    OSError
+        before any track is computed, if an output file cannot be created with its space
+        reserved (e.g. disk full, ENOSPC, or over a file size limit, EFBIG); it names
+        the file.
     RuntimeError
         after every track has finished, if some failed: it names them, and chains the
-        first error.
+        first error (e.g. an ``OSError`` naming the output file when the disk is full).
+        A failed track leaves no file under its output name (each is written under a
+        temporary name and renamed when complete), and a file that was there is
+        unchanged.
 
     Examples
     --------
@@ -84,25 +91,37 @@ def refine_files(
             print(f"norbert: {done}/{total} tracks refined", flush=True)
 
     client = get_client() if client is None else client
-    futures = {}
-    for i, (x_path, v_path, y_path) in enumerate(jobs):
-        # v read in x's chunks of frames: no rechunk between file and kernel
-        x = from_npy(x_path, chunks=None if frames_per_chunk is None else (frames_per_chunk,))
-        y = wiener(
-            from_npy(v_path, chunks=x.chunks[:1]),
-            x,
-            iterations=iterations,
-            use_softmask=use_softmask,
-            eps=eps,
-            workers=workers,
-        )
-        futures[client.compute(to_npy(y, y_path, compute=False))] = i
-    failed = []
-    for done, future in enumerate(as_completed(list(futures), loop=client.loop), 1):
-        if future.status != "finished":
-            failed.append((futures[future], future.exception()))
-        if progress is not None:
-            progress(done, len(jobs))
+    futures, temporaries, graphs = {}, [], []
+    try:
+        for x_path, v_path, y_path in jobs:
+            # v read in x's chunks of frames: no rechunk between file and kernel
+            chunks = None if frames_per_chunk is None else (frames_per_chunk,)
+            x = from_npy(x_path, chunks=chunks)
+            y = wiener(
+                from_npy(v_path, chunks=x.chunks[:1]),
+                x,
+                iterations=iterations,
+                use_softmask=use_softmask,
+                eps=eps,
+                workers=workers,
+            )
+            stored, tmp = store_npy(y, y_path)  # a full disk fails here, before any compute
+            temporaries.append(tmp)
+            graphs.append(stored)
+        for i, stored in enumerate(graphs):
+            futures[client.compute(stored)] = i
+        failed = []
+        for done, future in enumerate(as_completed(list(futures), loop=client.loop), 1):
+            if future.status != "finished":
+                failed.append((futures[future], future.exception()))
+            if progress is not None:
+                progress(done, len(jobs))
+    finally:
+        for future in futures:
+            if future.status != "finished":
+                future.cancel()
+        for tmp in temporaries:  # renamed when its track finished; else half-written
+            _remove(tmp)
     if failed:
         failed.sort(key=lambda item: item[0])
         names = ", ".join(repr(jobs[i][0]) for i, _ in failed)
