@@ -199,34 +199,30 @@ class EMState:
 
         When the PSDs live inside `out` (psd_in_output), writing y overwrites the PSDs of
         later frames near the end of the track: the frames from `_safe_frames` on are
-        filtered from a copy of their PSDs (a few blocks), made once the frames before
-        are done, and threads keep within MAX_LEAD blocks of each other until then.
+        filtered from a copy of their PSDs (a few blocks), taken before any y is written,
+        and threads keep within MAX_LEAD blocks of each other before them.
         """
-        P = self.P
         T = self.x.shape[0]
         t_copy = T
+        tail = self.P
         if mode == Estimate.MODEL:
-            t_copy = _safe_frames(out, P, self.fpb, MAX_LEAD)
-        segments = self._segments((self.x, self.cdtype), (v, self.rdtype))
-        for sl in segments:
-            # the frames before t_copy read their PSDs in place, the others from the copy
-            for part in (slice(sl.start, min(sl.stop, t_copy)),
-                         slice(max(sl.start, t_copy), sl.stop)):
+            t_copy = _safe_frames(out, self.P, self.fpb, MAX_LEAD)
+            if t_copy < T:
+                tail = psd_storage(T - t_copy, *self.P.shape[1:], self.P.dtype)
+                tail[...] = self.P[t_copy:]
+        lead = MAX_LEAD if t_copy < T else 0
+        for sl in self._segments((self.x, self.cdtype), (v, self.rdtype)):
+            # (frames, their PSD storage, its first frame, lead bound)
+            for part, P, P0, bound in ((slice(sl.start, min(sl.stop, t_copy)), self.P, 0, lead),
+                                       (slice(max(sl.start, t_copy), sl.stop), tail, t_copy, 0)):
                 if part.start >= part.stop:
                     continue
-                lead = 0
-                if part.start >= t_copy and P is self.P:
-                    P = psd_storage(T - t_copy, *self.P.shape[1:], self.P.dtype)
-                    P[...] = self.P[t_copy:]
-                elif t_copy < T:
-                    lead = MAX_LEAD
-                P0 = 0 if P is self.P else t_copy
                 xb = contiguous_block(self.x, part, self.cdtype)
                 vb = self._no_v if v is None else contiguous_block(v, part, self.rdtype)
                 Pb = P[part.start - P0:part.stop - P0] if mode == Estimate.MODEL else self._no_P
                 status = _filter.apply_estimate(
                     mode, xb, vb, Pb, self.R, scale, self.eps, logit, SLOPE, out_scale,
-                    out[part], self.work, self.n_threads, self.fpb, lead,
+                    out[part], self.work, self.n_threads, self.fpb, bound,
                 )
                 self._check(status, func, v, None)
             self.progress.advance(sl.stop - sl.start)
