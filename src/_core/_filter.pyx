@@ -23,7 +23,7 @@ from norbert._core._common cimport (
     block_frames_for, note_pass,
 )
 from norbert._core._schedule cimport (
-    schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
+    MAX_RANGES, schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_S, stereo_ops_t, stereo_ops, tile_load,
@@ -175,37 +175,43 @@ cdef int filter_kernel(
     double[:, ::1] work,                     # scratch (>= threads, >= work_size(C, J))
     int n_threads,
 ) noexcept nogil:
-    return filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale, y_out, work,
-                       n_threads, 0, 0)
+    return filter_pass(mode, x, v, P, R, &scale, &out_scale, 1, eps, logit, slope, y_out,
+                       work, n_threads, 0, 0)
 
 
 cdef int filter_pass(
     int mode,
-    const complex_t[:, :, ::1] x,
-    const floating[:, :, :, ::1] v,
-    const floating[:, :, :] P,
-    const double[:, :, :, :, ::1] R,
-    double scale, double eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out,
+    const complex_t[:, :, ::1] x,            # (E * T, F, C): element e is frames e*T..e*T+T
+    const floating[:, :, :, ::1] v,          # (E * T, F, {1, C}, J)
+    const floating[:, :, :] P,               # (E * T, F, J)
+    const double[:, :, :, :, ::1] R,         # (E * F, J, C, C, 2): element e is bins e*F..
+    const double* scales,                    # (E,): each element's mixture scale
+    const double* out_scales,                # (E,): each element's output scale
+    Py_ssize_t n_elements,                   # E independent problems (a batch), 1..MAX_RANGES
+    double eps, double logit, double slope,
+    complex_t[:, :, :, ::1] y_out,           # (E * T, F, C, J)
     double[:, ::1] work,
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
 ) noexcept nogil:
-    """filter_kernel over the whole track in one parallel region (see _schedule.h)."""
-    cdef Py_ssize_t T = y_out.shape[0], F = y_out.shape[1], C = y_out.shape[2]
-    cdef Py_ssize_t J = y_out.shape[3], nt, _w, b, t0, t1, nblk, width
+    """filter_kernel over E problems of T frames in one parallel region (see _schedule.h)."""
+    cdef Py_ssize_t E = n_elements, F = y_out.shape[1], C = y_out.shape[2]
+    cdef Py_ssize_t J = y_out.shape[3], T, nt, _w, e, b, t0, t1, nblk, width, per_element
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     cdef schedule s
-    if x.shape[0] != T or x.shape[1] != F or x.shape[2] != C:
+    if E < 1 or E > MAX_RANGES or y_out.shape[0] % E != 0:
+        return Status.BAD_SHAPE
+    T = y_out.shape[0] // E
+    if x.shape[0] != E * T or x.shape[1] != F or x.shape[2] != C:
         return Status.BAD_SHAPE
     if mode == Estimate.MODEL:
-        if (P.shape[0] != T or P.shape[1] != F or P.shape[2] != J or R.shape[0] != F
+        if (P.shape[0] != E * T or P.shape[1] != F or P.shape[2] != J or R.shape[0] != E * F
                 or R.shape[1] != J or R.shape[2] != C or R.shape[3] != C):
             return Status.BAD_SHAPE
     elif mode == Estimate.SOFTMASK or mode == Estimate.PHASE:
-        if (v.shape[0] != T or v.shape[1] != F or v.shape[3] != J
+        if (v.shape[0] != E * T or v.shape[1] != F or v.shape[3] != J
                 or (v.shape[2] != 1 and v.shape[2] != C)):
             return Status.BAD_SHAPE
     else:
@@ -219,23 +225,26 @@ cdef int filter_pass(
         return Status.OK
     block_frames = block_frames_for(T, F, C, J, block_frames)
     nblk = (T + block_frames - 1) // block_frames
-    nt = pass_threads(T, F, n_threads, work.shape[0])
+    nt = pass_threads(E * T, F, n_threads, work.shape[0])
     if nt == 1:
-        for b in range(nblk):
-            t0 = b * block_frames
-            t1 = T if t0 + block_frames > T else t0 + block_frames
-            flags |= 1 << _filter_chunk(mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
-                                        eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
-                                        &work[0, 0])
+        for e in range(E):
+            for b in range(nblk):
+                t0 = e * T + b * block_frames
+                t1 = e * T + T if b * block_frames + block_frames > T else t0 + block_frames
+                flags |= 1 << _filter_chunk(
+                    mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R[e * F:e * F + F],
+                    scales[e], eps, sqrt_eps, logit, slope, out_scales[e], y_out[t0:t1],
+                    &work[0, 0])
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass; every TF point is computed the same way whichever thread
     # takes it, so any thread count gives the same bits.
-    width = range_bins(F, CHUNK_BINS)
-    schedule_init(&s, nblk, (F + width - 1) // width, max_lead)
+    width = range_bins(F, E, CHUNK_BINS)
+    per_element = (F + width - 1) // width
+    schedule_init(&s, nblk, E * per_element, max_lead)
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
-        flags |= _filter_worker(&s, block_frames, width, mode, x, v, P, R, scale, eps,
-                                sqrt_eps, logit, slope, out_scale, y_out,
+        flags |= _filter_worker(&s, block_frames, width, per_element, T, mode, x, v, P, R,
+                                scales, out_scales, eps, sqrt_eps, logit, slope, y_out,
                                 &work[threadid(), 0])
     note_pass(s.threads_used, True)
     schedule_free(&s)
@@ -243,20 +252,23 @@ cdef int filter_pass(
 
 
 cdef int _filter_worker(
-    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, int mode,
+    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, Py_ssize_t per_element,
+    Py_ssize_t T, int mode,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
-    double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
+    const double* scales, const double* out_scales,
+    double eps, double sqrt_eps, double logit, double slope,
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
-    cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = y_out.shape[0], F = y_out.shape[1]
+    cdef Py_ssize_t k = 0, e = 0, t0, t1, f0, f1, F = y_out.shape[1]
     cdef int flags = 0
     cdef bint joined = False
-    while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
-        flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
-                                    eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
-                                    work)
+    while next_item(s, block_frames, width, per_element, T, F, &joined, &k, &e, &t0, &t1,
+                    &f0, &f1):
+        flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1],
+                                    R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit,
+                                    slope, out_scales[e], y_out[t0:t1], work)
         schedule_done(s, k)
     return flags
 
@@ -265,15 +277,25 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    const floating[:, :, :, ::1] v not None,
                    const floating[:, :, :] P not None,
                    const double[:, :, :, :, ::1] R not None,
-                   double scale, double eps, double logit, double slope, double out_scale,
+                   scale, double eps, double logit, double slope, out_scale,
                    complex_t[:, :, :, ::1] y_out not None,
                    double[:, ::1] work not None, int n_threads,
                    Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
-    """Python entry of filter_pass; returns its Status."""
+    """Python entry of filter_pass; returns its Status.
+
+    scale, out_scale: floats (one problem), or one per element of a batch of len(scale)
+    problems.
+    """
     cdef int status
+    cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+    cdef const double[::1] out_scales = np.ascontiguousarray(
+        out_scale, dtype=np.float64).reshape(-1)
+    if scales.shape[0] < 1 or out_scales.shape[0] != scales.shape[0]:
+        return Status.BAD_SHAPE
     with nogil:
-        status = filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale,
-                             y_out, work, n_threads, block_frames, max_lead)
+        status = filter_pass(mode, x, v, P, R, &scales[0], &out_scales[0], scales.shape[0],
+                             eps, logit, slope, y_out, work, n_threads, block_frames,
+                             max_lead)
     return status
 
 
@@ -470,3 +492,33 @@ def max_abs2(const complex_t[:, :, ::1] x not None, int n_threads=1):
         if part[k] > m:
             m = part[k]
     return m
+
+
+def max_abs2_elements(const complex_t[:, :, ::1] x not None, Py_ssize_t n_elements,
+                      int n_threads=1):
+    """max |x|^2 of each of `n_elements` equal runs of frames (x: (E * T, bins, C)).
+
+    Returns an (E,) array (NaN for an element with a NaN). One parallel region for the
+    whole batch: (element, range of frames) pieces go to the threads.
+    """
+    cdef Py_ssize_t E = n_elements, T, per, pieces, k, e, i
+    cdef int nt
+    cdef double[::1] part
+    if E < 1 or x.shape[0] % E != 0:
+        raise ValueError(f"{x.shape[0]} frames do not split into {E} elements")
+    T = x.shape[0] // E
+    result = np.zeros(E)
+    if T == 0:
+        return result
+    per = 1 if E >= n_threads else pass_threads(T, x.shape[1], n_threads, T)
+    pieces = E * per
+    nt = <int>(n_threads if n_threads < pieces else pieces)
+    if E * T * x.shape[1] < 4096:
+        nt = 1
+    part = np.zeros(pieces)
+    with nogil:
+        for k in prange(pieces, schedule='static', num_threads=nt):
+            e = k // per
+            i = k - e * per
+            part[k] = _max_abs2_rows(x, e * T + i * T // per, e * T + (i + 1) * T // per)
+    return np.asarray(part).reshape(E, per).max(axis=1)

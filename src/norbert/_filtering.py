@@ -2,13 +2,12 @@
 
 import numpy as np
 
-from norbert._core import Estimate, Status, _filter
+from norbert._core import Estimate, _filter
 from norbert._drivers import (
     EMState,
     check_frames_per_block,
-    contiguous_block,
+    mixture_scales,
     psd_in_output,
-    psd_to_user,
     run_em,
 )
 from norbert._validation import (
@@ -53,20 +52,6 @@ _REFERENCES = """
 """
 
 
-def _mixture_scale(x, cdtype, n_threads=1):
-    """upstream's max(1, max|x| / 10): EM runs on x / that, the result is scaled back."""
-    if x.size == 0:
-        return 1.0
-    m = 0.0
-    # block-wise, so a strided or byte-swapped x needs no full-size copy
-    step = max(1, (1 << 22) // max(1, x.shape[1] * x.shape[2]))
-    for t0 in range(0, x.shape[0], step):
-        m = max(m, _filter.max_abs2(contiguous_block(x, slice(t0, t0 + step), cdtype), n_threads))
-    if not np.isfinite(m):
-        raise_for_status(Status.NOT_FINITE, "wiener", [("x", x, False)])
-    return max(1.0, float(np.sqrt(m)) / 10.0)
-
-
 def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logit=None,
                 workers=None, out=None, frames_per_block=None):
     """The arguments of wiener, softmask (sources ("v", v)) or expectation_maximization
@@ -78,7 +63,7 @@ def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logi
     the arguments a function does not take.
     Returns x, v or y, cdtype, iterations, eps, logit (-1.0 for none), n_threads, out, fpb.
     """
-    x, cdtype = check_mixture(x)
+    x, cdtype = check_mixture(x, batch=True)
     name, a = sources
     sources = (name, check_spectrograms(a, x) if name == "v" else check_sources(a, x))
     iterations = check_iterations(iterations)
@@ -86,9 +71,9 @@ def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logi
     eps = resolve_eps(eps, real_dtype(cdtype))
     logit = check_logit(logit)
     n_threads = resolve_workers(workers)
-    T, F, C = x.shape
-    J = sources[1].shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), sources], what=f"{func}'s y",
+    T, F, C = x.shape[-3:]
+    J = sources[1].shape[-1]
+    out = check_out(out, x.shape + (J,), cdtype, [("x", x), sources], what=f"{func}'s y",
                     n_threads=n_threads)
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
     # a block never spans more than the track; the kernels take a C Py_ssize_t
@@ -106,11 +91,16 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     :func:`apply_filter`), `iterations` times. The filter of each TF point is
     ``y_j = v_j R_j Cxx^-1 x`` with ``Cxx = sum_j v_j R_j + sqrt(eps) I``.
 
+    Leading axes of `x` (the same ones on `y`) are a batch of independent problems
+    (e.g. windows of a track, or tracks): each element gets its own spatial covariances
+    and the bits a call on that element alone gives; all threads work over the batch in one
+    pass.
+
     Parameters
     ----------
-    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+    y : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)]
         initial estimates for the sources (complex). Never modified.
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+    x : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels)]
         complex STFT of the mixture signal
     iterations : int [scalar]
         number of iterations for the EM algorithm (>= 0).
@@ -132,12 +122,12 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
 
     Returns
     -------
-    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+    y : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)]
         estimated sources after iterations (x's complex dtype)
-    v : np.ndarray [shape=(nb_frames, nb_bins, nb_sources)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, nb_sources)]
         estimated power spectral densities (x's real dtype)
-    R : np.ndarray [shape=(nb_bins, nb_channels, nb_channels, nb_sources)]
-        estimated spatial covariance matrices (x's complex dtype)
+    R : np.ndarray [shape=(..., nb_bins, nb_channels, nb_channels, nb_sources)]
+        estimated spatial covariance matrices (x's complex dtype), one set per element
 
     Raises
     ------
@@ -159,7 +149,7 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     x, y, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
         "expectation_maximization", x, ("y", y), iterations=iterations, progress=progress, eps=eps,
         workers=workers, out=out, frames_per_block=frames_per_block)
-    T, F, C, J = out.shape
+    F, C, J = out.shape[-3:]
     if verbose:
         print("Number of iterations: ", iterations)
     if iterations == 0:
@@ -169,12 +159,14 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         with np.errstate(over="ignore"):
             out[...] = y
         check_result([out], "expectation_maximization", [("y", y, False), ("x", x, False)])
-        return out, np.zeros((T, F, J), real_dtype(cdtype)), np.zeros((F, C, C, J), cdtype)
+        batch_frames = out.shape[:-3]     # (..., nb_frames)
+        return (out, np.zeros(batch_frames + (F, J), real_dtype(cdtype)),
+                np.zeros(batch_frames[:-1] + (F, C, C, J), cdtype))
     state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
                    progress=progress, func="expectation_maximization")
     if verbose:
         print(f"EM done ({iterations} iterations)")
-    return out, psd_to_user(state.P), state.covariance()
+    return out, state.psds(), state.covariance()
 
 
 expectation_maximization.__doc__ = expectation_maximization.__doc__.replace(
@@ -191,13 +183,18 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     on the mixture `x`. As in norbert 0.2.1, the EM runs on ``x / max(1, max|x| / 10)``
     and the result is scaled back; the caller's `x` is not modified.
 
+    Leading axes of `x` (the same ones on `v`) are a batch of independent problems
+    (e.g. windows of a track, or tracks): each element gets its own spatial covariances,
+    its own loud-mixture scale and the bits a call on that element alone gives; all
+    threads work over the batch in one pass.
+
     Parameters
     ----------
-    v : np.ndarray [shape=(nb_frames, nb_bins, {1,nb_channels}, nb_sources)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, {1,nb_channels}, nb_sources)]
         spectrograms of the sources. This is a nonnegative tensor that is usually the
         output of the actual separation method of the user. The spectrograms may be mono,
-        but they need to be 4-dimensional in all cases.
-    x : np.ndarray [complex, shape=(nb_frames, nb_bins, nb_channels)]
+        but they need to be 4-dimensional in all cases (one more axis than x).
+    x : np.ndarray [complex, shape=(..., nb_frames, nb_bins, nb_channels)]
         STFT of the mixture signal.
     iterations : int [scalar]
         number of iterations for the EM algorithm
@@ -213,7 +210,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
 
     Returns
     -------
-    y : np.ndarray [complex, shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+    y : np.ndarray [complex, shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)]
         STFT of estimated sources (x's complex dtype)
 
     Raises
@@ -240,13 +237,16 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
         out=out, frames_per_block=frames_per_block)
     init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
     if iterations == 0:
-        state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, progress=progress,
+        state = EMState(x, v.shape[-1], cdtype, eps, n_threads, fpb, progress=progress,
                         filter_only=True)
         state.filter(init, 1.0, out, v=v, func="wiener")
         return out
-    scale = 1.0 / _mixture_scale(x, cdtype, n_threads)
+    scale = mixture_scales(x, cdtype, n_threads)
+    # one problem: the PSDs live in the output's last bytes until the last pass (no extra
+    # full-size array); a batch runs its elements side by side and keeps them apart
+    P = psd_in_output(out.reshape(out.shape[-4:])) if x.ndim == 3 else None
     run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
-           progress=progress, func="wiener", P=psd_in_output(out))
+           progress=progress, func="wiener", P=P)
     return out
 
 
@@ -263,10 +263,10 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
 
     Parameters
     ----------
-    v : np.ndarray [shape=(nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
         spectrograms of the sources (non-negative)
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
-        mixture signal (complex)
+    x : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels)]
+        mixture signal (complex); leading axes, if any, are a batch (as in :func:`wiener`)
     logit : {None, float between 0 and 1}
         enable a compression of the filter. If not None, it is the threshold value for
         the logit function.
@@ -277,7 +277,7 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
 
     Returns
     -------
-    ndarray, shape=(nb_frames, nb_bins, nb_channels, nb_sources)
+    ndarray, shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)
         estimated sources (x's complex dtype)
 
     Raises
@@ -303,7 +303,7 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     """
     x, v, cdtype, _, eps, logit, n_threads, out, fpb = _check_call(
         "softmask", x, ("v", v), eps=eps, logit=logit, workers=workers, out=out)
-    state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, filter_only=True)
+    state = EMState(x, v.shape[-1], cdtype, eps, n_threads, fpb, filter_only=True)
     state.filter(Estimate.SOFTMASK, 1.0, out, v=v, logit=logit, func="softmask")
     return out
 
