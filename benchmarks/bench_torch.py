@@ -12,6 +12,10 @@
    under ``norbert.compat.openunmix.patched()``.
 3. The compat layer vs a plain ``norbert.wiener`` call on the same data (one 300-frame
    window and the whole track).
+4. The batch axis: 16 windows of 300 frames (stereo, 4 sources, 2049 bins, complex64,
+   ``iterations=1``) in one ``norbert.wiener`` call vs a Python loop of 16 calls (results
+   stacked, as a loop usually ends, and written into one ``out=`` array): medians of 5
+   alternated rounds. Needs no torch.
 
 Every part runs with ``--threads`` threads (default 2) for torch and norbert.
 """
@@ -114,6 +118,42 @@ def tensors_vs_arrays(threads):
         )
         memory[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"numpy_s": t_numpy, "torch_s": t_torch, "memory": memory}
+
+
+def batch_vs_loop(threads, windows=16):
+    import numpy as np
+
+    import norbert
+
+    v1, x1 = _inputs()
+    rng = np.random.default_rng(1)
+    # distinct windows of distinct levels: every element has its own covariances and scale
+    gains = rng.uniform(0.5, 2.0, windows).astype(np.float32)
+    x = np.stack([x1 * g for g in gains])
+    v = np.stack([v1[::-1] * g for g in gains]) if windows > 1 else v1[None]
+
+    def batch():
+        return norbert.wiener(v, x, 1, workers=threads)
+
+    def loop_stacked():
+        return np.stack([norbert.wiener(v[b], x[b], 1, workers=threads) for b in range(windows)])
+
+    def loop_out():
+        out = np.empty(x.shape + (v.shape[-1],), x.dtype)
+        for b in range(windows):
+            norbert.wiener(v[b], x[b], 1, workers=threads, out=out[b])
+        return out
+
+    calls = {"batch": batch, "loop_stacked": loop_stacked, "loop_out": loop_out}
+    assert np.array_equal(batch(), loop_out())  # the same bits, element by element
+    times = {k: [] for k in calls}
+    for _ in range(5):  # alternated, so that drifts of the machine hit all alike
+        for k, f in calls.items():
+            times[k].append(_median_time(f, 1))
+    result = {k + "_s": statistics.median(t) for k, t in times.items()}
+    result["loop_stacked_over_batch"] = result["loop_stacked_s"] / result["batch_s"]
+    result["loop_out_over_batch"] = result["loop_out_s"] / result["batch_s"]
+    return result
 
 
 def _openunmix():
@@ -225,8 +265,13 @@ def main():
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--memory-child", choices=["numpy", "torch"])
     parser.add_argument("--skip-separator", action="store_true")
+    parser.add_argument("--batch-only", action="store_true", help="part 4 only (no torch)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.batch_only:
+        print(json.dumps({"threads": args.threads, "batch_vs_loop": batch_vs_loop(args.threads)},
+                         indent=1))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
@@ -234,6 +279,7 @@ def main():
         return _memory_child(args.memory_child, args.threads)
     report = {"threads": args.threads, "torch": torch.__version__}
     report["tensors_vs_arrays"] = tensors_vs_arrays(args.threads)
+    report["batch_vs_loop"] = batch_vs_loop(args.threads)
     print(json.dumps(report, indent=1), flush=True)
     if not args.skip_separator:
         if importlib.util.find_spec("openunmix") is None:
