@@ -20,7 +20,13 @@ from norbert._core import Estimate, Status, _filter, _stats
 from norbert._core._common import scratch_size
 from norbert._core._mask import SLOPE
 from norbert._core._stats import MAX_ELEMENTS
-from norbert._validation import allocate, check_positive_int, raise_for_status, real_dtype
+from norbert._validation import (
+    PrecisionOverflow,
+    allocate,
+    check_positive_int,
+    raise_for_status,
+    real_dtype,
+)
 
 __all__ = ["EMState", "contiguous_block", "default_frames_per_block", "mixture_scales"]
 
@@ -252,7 +258,9 @@ class EMState:
                 tail = psd_storage(T - t_copy, *self.P.shape[1:], self.P.dtype)
                 tail[...] = self.P[t_copy:]
         lead = MAX_LEAD if t_copy < T else 0
-        for seg in self._segments((self.x, self.cdtype), (v, self.rdtype)):
+        # an output of another precision (see run_em) is written through O(block) buffers
+        direct = out.dtype == self.cdtype
+        for seg in self._segments((self.x, self.cdtype), (v, self.rdtype), (out, self.cdtype)):
             e0, e1, t0, t1 = seg
             bins = slice(e0 * F, e1 * F)
             R = self.R[bins] if mode == Estimate.MODEL else self.R
@@ -267,11 +275,14 @@ class EMState:
                 xb = self._part(self.x, self.cdtype, seg, 3)
                 vb = self._no_v if v is None else self._part(v, self.rdtype, seg, 4)
                 Pb = P[g0 - P0:g1 - P0] if mode == Estimate.MODEL else self._no_P
+                yb = out[g0:g1] if direct else np.empty(out[g0:g1].shape, self.cdtype)
                 status = _filter.apply_estimate(
                     mode, xb, vb, Pb, R, scales[e0:e1], self.eps, logit, SLOPE,
-                    out_scales[e0:e1], out[g0:g1], self.work, self.n_threads, self.fpb, bound,
+                    out_scales[e0:e1], yb, self.work, self.n_threads, self.fpb, bound,
                 )
                 self._check(status, func, v, None)
+                if not direct:
+                    out[g0:g1] = yb
             self.progress.advance((e1 - 1 - e0) * T + t1 - t0)
 
     @property
@@ -382,12 +393,26 @@ def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mo
     on x * scale (a float, or one per element of a batch: see mixture_scales); the result
     is multiplied by 1 / scale. P: PSD storage (default: a new array; `psd_in_output(out)`
     when the caller does not need the PSDs and x is one problem).
-    Returns the EMState (its P and R are the last parameter estimate).
+
+    A complex64 run whose finite inputs overflow float32 on the way (the PSDs of an
+    initial estimate far above the mixture: |v|^2 past 3.4e38) runs again in double, its
+    output written block by block into `out`: finite inputs give finite sources. Its
+    progress then counts again from 0.
+    Returns the EMState (its P and R are the last parameter estimate, in double when the
+    run fell back to it).
     """
-    state = EMState(x, out.shape[-1], cdtype, eps, n_threads, frames_per_block,
-                    progress=progress, total_passes=iterations + 1, P=P)
-    state.statistics(init_mode, scale, v=v, y=y, logit=logit, func=func)
-    for _ in range(iterations - 1):
-        state.statistics(Estimate.MODEL, scale, func=func)
-    state.filter(Estimate.MODEL, scale, out, out_scale=1.0 / scale, func=func)
-    return state
+    def em(cdtype, P):
+        state = EMState(x, out.shape[-1], cdtype, eps, n_threads, frames_per_block,
+                        progress=progress, total_passes=iterations + 1, P=P)
+        state.statistics(init_mode, scale, v=v, y=y, logit=logit, func=func)
+        for _ in range(iterations - 1):
+            state.statistics(Estimate.MODEL, scale, func=func)
+        state.filter(Estimate.MODEL, scale, out, out_scale=1.0 / scale, func=func)
+        return state
+
+    try:
+        return em(cdtype, P)
+    except PrecisionOverflow:
+        if np.dtype(cdtype) != np.complex64:
+            raise
+    return em(np.complex128, None)

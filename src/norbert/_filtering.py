@@ -12,6 +12,7 @@ from norbert._drivers import (
 )
 from norbert._validation import (
     ParameterError,
+    PrecisionOverflow,
     _as_array,
     _check_ndim,
     allocate,
@@ -166,7 +167,19 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
                    progress=progress, func="expectation_maximization")
     if verbose:
         print(f"EM done ({iterations} iterations)")
-    return out, state.psds(), state.covariance()
+    v_out, R_out = state.psds(), state.covariance()
+    if v_out.dtype != real_dtype(cdtype):
+        # the EM ran in double (float32 overflowed on the way, see run_em): y is finite,
+        # the PSDs of y's first estimate may not fit float32
+        with np.errstate(over="ignore"):
+            v_out, R_out = v_out.astype(real_dtype(cdtype)), R_out.astype(cdtype)
+        if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(R_out))):
+            raise PrecisionOverflow(
+                "expectation_maximization: the PSDs v of these estimates exceed float32's "
+                "range; pass complex128 y and x to get them (or more iterations, whose "
+                "PSDs follow the mixture's level)"
+            )
+    return out, v_out, R_out
 
 
 expectation_maximization.__doc__ = expectation_maximization.__doc__.replace(

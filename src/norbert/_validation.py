@@ -45,6 +45,7 @@ from norbert._core._common import touch_pages
 
 __all__ = [
     "ParameterError",
+    "PrecisionOverflow",
     "check_mixture",
     "check_spectrograms",
     "check_sources",
@@ -65,6 +66,13 @@ __all__ = [
 
 class ParameterError(ValueError):
     """An argument has the wrong shape, dtype or value."""
+
+
+class PrecisionOverflow(ValueError):
+    """Finite inputs whose computation overflowed the working precision.
+
+    The Wiener-family functions catch it in complex64 and compute in double instead.
+    """
 
 
 _FORKED = False
@@ -401,7 +409,7 @@ def raise_for_status(status, func, arrays=(), offset=(0, 0)):
         for name, a, is_spec in arrays:
             if a is not None:
                 check_finite(a, name, func, nonnegative=is_spec, offset=offset)
-        raise ValueError(
+        raise PrecisionOverflow(
             f"{func}: the computation overflowed (inputs are finite but too large for "
             "the working precision); rescale x and v"
         )
