@@ -12,6 +12,7 @@ axis, so `wiener` can keep it inside the output. Every TF point is independent: 
 bins go to threads in any order, with no reduction, and any thread count gives the same bits.
 """
 
+cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, NAN
@@ -35,11 +36,59 @@ from norbert._core._filter cimport estimate_point
 cdef Py_ssize_t CHUNK_BINS = 128
 
 
+# An output "split" layout: each TF point's (C, J) complex numbers stored as (C, 2, J)
+# reals (real parts of the J sources, then their imaginary parts), i.e. the layout of
+# open-unmix's (..., nb_channels, 2, nb_sources) tensors, in the same bytes: its users get
+# their layout from the one write of the output, not from a second pass over it.
+cdef inline void _store_split_tile(Py_ssize_t n, Py_ssize_t J, const double* Y, double s,
+                                   complex_t* y) noexcept nogil:
+    """A stereo tile's Y (J, 4, nb) -> n bins of (2, 2, J) reals, times s."""
+    cdef Py_ssize_t nb = STEREO_TILE, i, j, k
+    cdef double* yd
+    cdef float* yf
+    if complex_t is cython.doublecomplex:
+        yd = <double*>y
+        for i in range(n):
+            for k in range(4):               # (channel, part) = row 4 j + k of Y
+                for j in range(J):
+                    yd[4 * J * i + k * J + j] = Y[(4 * j + k) * nb + i] * s
+    else:
+        yf = <float*>y
+        for i in range(n):
+            for k in range(4):
+                for j in range(J):
+                    yf[4 * J * i + k * J + j] = <float>(Y[(4 * j + k) * nb + i] * s)
+
+
+cdef inline void _store_point(Py_ssize_t C, Py_ssize_t J, const double* y, double s,
+                              bint split, complex_t* out) noexcept nogil:
+    """One TF point's images y (C, J, 2) -> out, in the (C, J) complex or split layout."""
+    cdef Py_ssize_t k, c, j
+    cdef double* od
+    cdef float* of
+    if not split:
+        for k in range(C * J):
+            out[k].real = y[2 * k] * s
+            out[k].imag = y[2 * k + 1] * s
+    elif complex_t is cython.doublecomplex:
+        od = <double*>out
+        for c in range(C):
+            for j in range(J):
+                od[2 * J * c + j] = y[2 * (c * J + j)] * s
+                od[2 * J * c + J + j] = y[2 * (c * J + j) + 1] * s
+    else:
+        of = <float*>out
+        for c in range(C):
+            for j in range(J):
+                of[2 * J * c + j] = <float>(y[2 * (c * J + j)] * s)
+                of[2 * J * c + J + j] = <float>(y[2 * (c * J + j) + 1] * s)
+
+
 cdef int _stereo_filter_chunk(
     Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, bint split,
 ) noexcept nogil:
     """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk).
 
@@ -77,7 +126,10 @@ cdef int _stereo_filter_chunk(
             Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
             bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
             ops.model_images(n, J, Pt, ps, Rs, S, Y)
-            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            if split:
+                _store_split_tile(n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            else:
+                store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return bits
 
@@ -85,7 +137,7 @@ cdef int _stereo_filter_chunk(
 cdef int _stereo_softmask_chunk(
     Py_ssize_t f0, Py_ssize_t f1, const complex_t[:, :, ::1] x,
     const floating[:, :, :, ::1] v, double scale, double eps, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, bint split,
 ) noexcept nogil:
     """The soft mask (without logit) for two channels, tile by tile (see _stereo.h).
 
@@ -110,7 +162,10 @@ cdef int _stereo_softmask_chunk(
             load_x(ops, n, &x[t, g0, 0], scale, X)
             rows_in(ops, n, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
             bits |= ops.softmask_images(n, J, Cv, X, V, eps, S, Y)
-            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            if split:
+                _store_split_tile(n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            else:
+                store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return bits
 
@@ -120,9 +175,10 @@ cdef int _filter_chunk(
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, bint split,
 ) noexcept nogil:
-    """The estimate at bins f0..f1 of the block's frames; returns a Status."""
+    """The estimate at bins f0..f1 of the block's frames (split: see _store_point);
+    returns a Status."""
     cdef Py_ssize_t t, f, k
     cdef Py_ssize_t C = y_out.shape[2], J = y_out.shape[3], Cv = v.shape[2]
     cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
@@ -130,7 +186,6 @@ cdef int _filter_chunk(
     cdef const floating* vp = NULL
     cdef const floating* Pp = NULL
     cdef const double* Rp = NULL
-    cdef complex_t* yp
     cdef double* y = work
     # a TF point's PSDs, gathered when they are not contiguous (see psd_scratch)
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
@@ -138,10 +193,10 @@ cdef int _filter_chunk(
     cdef int st, bits = 0
     if C == 2 and use_model:
         return worst_status(_stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale,
-                                                 y_out, work))
+                                                 y_out, work, split))
     if C == 2 and mode == Estimate.SOFTMASK and logit < 0.0:
         return worst_status(_stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out,
-                                                   work))
+                                                   work, split))
     for t in range(y_out.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -157,10 +212,7 @@ cdef int _filter_chunk(
                                 sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
-            yp = &y_out[t, f, 0, 0]
-            for k in range(C * J):
-                yp[k].real = y[2 * k] * out_scale
-                yp[k].imag = y[2 * k + 1] * out_scale
+            _store_point(C, J, y, out_scale, split, &y_out[t, f, 0, 0])
     return worst_status(bits)
 
 
@@ -176,7 +228,7 @@ cdef int filter_kernel(
     int n_threads,
 ) noexcept nogil:
     return filter_pass(mode, x, v, P, R, &scale, &out_scale, 1, eps, logit, slope, y_out,
-                       work, n_threads, 0, 0)
+                       work, n_threads, 0, 0, False)
 
 
 cdef int filter_pass(
@@ -194,6 +246,7 @@ cdef int filter_pass(
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+    bint split,                              # y_out in the split layout (see _store_point)
 ) noexcept nogil:
     """filter_kernel over E problems of T frames in one parallel region (see _schedule.h)."""
     cdef Py_ssize_t E = n_elements, F = y_out.shape[1], C = y_out.shape[2]
@@ -234,7 +287,7 @@ cdef int filter_pass(
                 flags |= 1 << _filter_chunk(
                     mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R[e * F:e * F + F],
                     scales[e], eps, sqrt_eps, logit, slope, out_scales[e], y_out[t0:t1],
-                    &work[0, 0])
+                    &work[0, 0], split)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass; every TF point is computed the same way whichever thread
@@ -245,7 +298,7 @@ cdef int filter_pass(
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
         flags |= _filter_worker(&s, block_frames, width, per_element, T, mode, x, v, P, R,
                                 scales, out_scales, eps, sqrt_eps, logit, slope, y_out,
-                                &work[threadid(), 0])
+                                &work[threadid(), 0], split)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
@@ -258,7 +311,7 @@ cdef int _filter_worker(
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     const double* scales, const double* out_scales,
     double eps, double sqrt_eps, double logit, double slope,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, bint split,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
     cdef Py_ssize_t k = 0, e = 0, t0, t1, f0, f1, F = y_out.shape[1]
@@ -268,7 +321,7 @@ cdef int _filter_worker(
                     &f0, &f1):
         flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1],
                                     R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit,
-                                    slope, out_scales[e], y_out[t0:t1], work)
+                                    slope, out_scales[e], y_out[t0:t1], work, split)
         schedule_done(s, k)
     return flags
 
@@ -280,11 +333,11 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    scale, double eps, double logit, double slope, out_scale,
                    complex_t[:, :, :, ::1] y_out not None,
                    double[:, ::1] work not None, int n_threads,
-                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
+                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, bint split=False):
     """Python entry of filter_pass; returns its Status.
 
     scale, out_scale: floats (one problem), or one per element of a batch of len(scale)
-    problems.
+    problems. split: write y_out's points in the (C, 2, J) real layout (_store_point).
     """
     cdef int status
     cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
@@ -295,7 +348,7 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
     with nogil:
         status = filter_pass(mode, x, v, P, R, &scales[0], &out_scales[0], scales.shape[0],
                              eps, logit, slope, y_out, work, n_threads, block_frames,
-                             max_lead)
+                             max_lead, split)
     return status
 
 

@@ -236,10 +236,13 @@ class EMState:
         status = _stats.finalize_covariance(self.Rnum, self.weight, self.eps, self.R)
         self._check(status, func, v, y)
 
-    def filter(self, mode, scale, out, out_scale=1.0, v=None, logit=-1.0, func="wiener"):
+    def filter(self, mode, scale, out, out_scale=1.0, v=None, logit=-1.0, func="wiener",
+               split=False):
         """One filter pass writing source images into out (..., frames, bins, C, J).
 
-        scale, out_scale: floats, or one per element of the batch.
+        scale, out_scale: floats, or one per element of the batch. split: each TF point's
+        images in out's bytes as (C, 2, J) reals (open-unmix's layout) instead of (C, J)
+        complex numbers.
         When the PSDs live inside `out` (psd_in_output, one element), writing y overwrites
         the PSDs of later frames near the end of the track: the frames from `_safe_frames`
         on are filtered from a copy of their PSDs (a few blocks), taken before any y is
@@ -278,7 +281,7 @@ class EMState:
                 yb = out[g0:g1] if direct else np.empty(out[g0:g1].shape, self.cdtype)
                 status = _filter.apply_estimate(
                     mode, xb, vb, Pb, R, scales[e0:e1], self.eps, logit, SLOPE,
-                    out_scales[e0:e1], yb, self.work, self.n_threads, self.fpb, bound,
+                    out_scales[e0:e1], yb, self.work, self.n_threads, self.fpb, bound, split,
                 )
                 self._check(status, func, v, None)
                 if not direct:
@@ -386,13 +389,15 @@ def mixture_scales(x, cdtype, n_threads=1):
 
 
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,
-           v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener", P=None):
+           v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener", P=None,
+           split=False):
     """iterations >= 1 EM rounds from an initial estimate; writes y into out.
 
     The initial estimate is `init_mode` (GIVEN: y; SOFTMASK/PHASE: from v and x), computed
     on x * scale (a float, or one per element of a batch: see mixture_scales); the result
     is multiplied by 1 / scale. P: PSD storage (default: a new array; `psd_in_output(out)`
-    when the caller does not need the PSDs and x is one problem).
+    when the caller does not need the PSDs and x is one problem); split: out's layout
+    (see EMState.filter).
 
     A complex64 run whose finite inputs overflow float32 on the way (the PSDs of an
     initial estimate far above the mixture: |v|^2 past 3.4e38) runs again in double, its
@@ -407,7 +412,7 @@ def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mo
         state.statistics(init_mode, scale, v=v, y=y, logit=logit, func=func)
         for _ in range(iterations - 1):
             state.statistics(Estimate.MODEL, scale, func=func)
-        state.filter(Estimate.MODEL, scale, out, out_scale=1.0 / scale, func=func)
+        state.filter(Estimate.MODEL, scale, out, out_scale=1.0 / scale, func=func, split=split)
         return state
 
     try:

@@ -245,6 +245,17 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     >>> bool(np.allclose(y.sum(axis=-1), x))
     True
     """
+    return _wiener(v, x, iterations, use_softmask, eps, workers=workers, out=out,
+                   progress=progress, frames_per_block=frames_per_block)
+
+
+wiener.__doc__ = wiener.__doc__.replace("{references}", _REFERENCES)
+
+
+def _wiener(v, x, iterations, use_softmask, eps, *, workers=None, out=None, progress=None,
+            frames_per_block=None, split=False):
+    """wiener; split: y's points written as (C, 2, J) reals in its bytes (open-unmix's
+    layout, see norbert.compat.openunmix), so such callers need no second pass."""
     x, v, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
         "wiener", x, ("v", v), iterations=iterations, progress=progress, eps=eps, workers=workers,
         out=out, frames_per_block=frames_per_block)
@@ -252,18 +263,15 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     if iterations == 0:
         state = EMState(x, v.shape[-1], cdtype, eps, n_threads, fpb, progress=progress,
                         filter_only=True)
-        state.filter(init, 1.0, out, v=v, func="wiener")
+        state.filter(init, 1.0, out, v=v, func="wiener", split=split)
         return out
     scale = mixture_scales(x, cdtype, n_threads)
     # one problem: the PSDs live in the output's last bytes until the last pass (no extra
     # full-size array); a batch runs its elements side by side and keeps them apart
     P = psd_in_output(out.reshape(out.shape[-4:])) if x.ndim == 3 else None
     run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
-           progress=progress, func="wiener", P=P)
+           progress=progress, func="wiener", P=P, split=split)
     return out
-
-
-wiener.__doc__ = wiener.__doc__.replace("{references}", _REFERENCES)
 
 
 def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
