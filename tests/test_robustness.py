@@ -441,3 +441,14 @@ def test_stereo_spectrograms_are_checked_in_every_channel(bad, channel, iteratio
     pattern = rf"v must be finite and non-negative.*\(3, 4, {channel}, 1\)"
     with pytest.raises(ValueError, match=pattern):
         norbert.wiener(v, x, iterations=iterations)
+
+
+@pytest.mark.parametrize("C", [1, 2, 3])
+def test_em_without_regularisation_still_refuses_a_bad_mixture(C):
+    # eps=0 and silent estimates: Cxx = 0 there, and the filter never reads x; the NaN
+    # must still be reported, as wiener reports it
+    x = np.zeros((2, 3, C), complex)
+    x[1, 2, 0] = np.nan
+    y0 = np.zeros((2, 3, C, 2), complex)
+    with pytest.raises(ValueError, match=r"x must be finite.*index \(1, 2, 0\)"):
+        norbert.expectation_maximization(y0, x, iterations=1, eps=0)

@@ -163,6 +163,10 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         batch_frames = out.shape[:-3]     # (..., nb_frames)
         return (out, np.zeros(batch_frames + (F, J), real_dtype(cdtype)),
                 np.zeros(batch_frames[:-1] + (F, C, C, J), cdtype))
+    if eps == 0.0:
+        # without regularisation a silent TF point's filter is 0 and never reads x there:
+        # a NaN or inf in x would pass unseen (wiener's level scan reads every x)
+        check_finite(x, "x", "expectation_maximization")
     state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
                    progress=progress, func="expectation_maximization")
     if verbose:
