@@ -26,6 +26,7 @@ def apply_estimate(
     n_threads: int,  # int
     block_frames: int = 0,  # Py_ssize_t  frames per work item (0: a default)
     max_lead: int = 0,  # Py_ssize_t      blocks threads may drift apart (0: no bound)
+    split: bool = False,  # bint          y_out's points as (C, 2, J) reals (open-unmix)
 ) -> int: ...
 def mix_model(
     v: _Real,  # const floating[:, :, ::1]            (frames, bins, J)
