@@ -49,7 +49,7 @@ def inputs(tmp_path_factory):
     return paths, len(example.mixture)
 
 
-def refine_command(inputs, outdir):
+def refine_command(inputs, outdir, *options):
     paths, _ = inputs
     return [
         sys.executable,
@@ -63,6 +63,7 @@ def refine_command(inputs, outdir):
         "--force",
         "-q",
         *STFT,
+        *options,
     ]
 
 
@@ -117,14 +118,19 @@ def small_tmpfs(tmp_path):
 # file size limit (EFBIG)
 
 
+# --online writes its outputs as it filters, all at once: the limit hits them mid-stream
+MODES = pytest.mark.parametrize("mode", [[], ["--online"]], ids=["whole", "online"])
+
+
+@MODES
 @pytest.mark.parametrize("limit", [0, 40, 100_000])  # no header, half a header, mid-data
-def test_refine_past_the_file_size_limit_exits_2_and_writes_nothing(inputs, tmp_path, limit):
+def test_refine_past_the_file_size_limit_exits_2_and_writes_nothing(inputs, tmp_path, limit, mode):
     outdir = tmp_path / "out"
     outdir.mkdir()
     (outdir / "bass.wav").write_bytes(PRECIOUS)  # --force would replace it on success
     before = snapshot(outdir)
     result = subprocess.run(
-        refine_command(inputs, outdir),
+        refine_command(inputs, outdir, *mode),
         capture_output=True,
         text=True,
         timeout=120,
@@ -134,10 +140,11 @@ def test_refine_past_the_file_size_limit_exits_2_and_writes_nothing(inputs, tmp_
     assert "ulimit -f" in result.stderr
 
 
-def test_refine_into_a_new_directory_past_the_limit_removes_it(inputs, tmp_path):
+@MODES
+def test_refine_into_a_new_directory_past_the_limit_removes_it(inputs, tmp_path, mode):
     outdir = tmp_path / "new" / "out"
     result = subprocess.run(
-        refine_command(inputs, outdir),
+        refine_command(inputs, outdir, *mode),
         capture_output=True,
         text=True,
         timeout=120,
@@ -169,14 +176,15 @@ def test_demo_past_the_file_size_limit_exits_2_and_keeps_old_files(tmp_path):
 # full disk (ENOSPC) on a small tmpfs
 
 
+@MODES
 @pytest.mark.parametrize("size", [8192, 700_000])  # full at the first file; at the third
-def test_refine_on_a_full_disk_exits_2_and_writes_nothing(inputs, small_tmpfs, size):
+def test_refine_on_a_full_disk_exits_2_and_writes_nothing(inputs, small_tmpfs, size, mode):
     outdir = small_tmpfs(size) / "out"
     outdir.mkdir()
     (outdir / "drums.wav").write_bytes(PRECIOUS)
     before = snapshot(outdir)
     result = subprocess.run(
-        refine_command(inputs, outdir), capture_output=True, text=True, timeout=120
+        refine_command(inputs, outdir, *mode), capture_output=True, text=True, timeout=120
     )
     assert_failed_cleanly(result, before, outdir, "No space left on device")
     # every byte written to temporaries was given back
@@ -291,3 +299,37 @@ def test_kill_9_at_20_moments_leaves_only_complete_files(inputs, tmp_path):
             assert result.stderr == ""
         assert temporaries(outdir) == []
         assert check_outputs(outdir, nb_samples) == NAMES
+
+
+def test_kill_9_while_streaming_online_leaves_only_complete_files(inputs, tmp_path):
+    """--online writes all its outputs during the filter pass: kill runs inside that pass."""
+    _, nb_samples = inputs
+    outdir = tmp_path / "out"
+    command = [*refine_command(inputs, outdir, "--online"), "--workers", "1"]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    assert check_outputs(outdir, nb_samples) == NAMES  # the old outputs, to be kept whole
+
+    rng = np.random.default_rng(17)
+    hit = 0
+    for moment in rng.uniform(0.0, 0.05, 6):  # the filter pass of this input takes ~0.1 s
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        own = f".norbert-{proc.pid}-"  # the temporaries of killed runs before are there too
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(own in name for name in temporaries(outdir)):
+                break
+            time.sleep(0.0005)
+        try:
+            proc.wait(timeout=moment)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert check_outputs(outdir, nb_samples) == NAMES
+        hit += any(own in name for name in temporaries(outdir))
+    assert hit >= 4, hit  # most kills landed while the outputs were being streamed
+    left = temporaries(outdir)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"removed {len(left)} temporary file(s)" in result.stderr, result.stderr
+    assert temporaries(outdir) == []
+    assert check_outputs(outdir, nb_samples) == NAMES

@@ -109,9 +109,27 @@ class _RecordingFile:
     and :meth:`AtomicOutputs.write` raises the recorded error afterwards.
     """
 
-    def __init__(self, raw):
+    def __init__(self, raw, final):
         self.raw = raw
+        self.final = final
         self.error = None
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Report the writer's failure as an :class:`OutputError` naming the output.
+
+        The recorded ``OSError`` explains libsndfile's vaguer errors (or its
+        ``AssertionError`` on a short write), so it is the cause given when
+        there is one; other exceptions than the writer's pass unchanged.
+        """
+        try:
+            yield
+        except Exception as err:
+            if self.error is None and not isinstance(err, (OSError, RuntimeError, ValueError)):
+                raise
+            raise OutputError(f"{self.final}: cannot write: {_cause(self.error or err)}") from None
+        if self.error is not None:
+            raise OutputError(f"{self.final}: cannot write: {_cause(self.error)}")
 
     def write(self, data):
         # a short write(2) (EFBIG, ENOSPC at the edge) is followed by one that fails
@@ -214,27 +232,33 @@ class AtomicOutputs:
 
     def write(self, name, write_to):
         """Write output ``name`` with ``write_to(file)``, ``file`` a binary file object."""
+        with self.stream(name) as file, file.guard():
+            write_to(file)
+
+    @contextlib.contextmanager
+    def stream(self, name):
+        """Yield the binary file of output ``name``, for the caller to write as it goes.
+
+        The caller writes inside ``file.guard()``, which turns the writer's
+        errors into an :class:`OutputError` naming the output; several outputs
+        can be open at once (``norbert refine --online`` writes each block of
+        every source as it is filtered). When the block ends the file is
+        flushed to disk; it is renamed by :meth:`commit`.
+        """
         final = self.outdir / name
         self._makedirs(final.parent)
         tmp = final.parent / _part_name(final.name)
-        file = None
         try:
             # open(), not mkstemp: mkstemp's 0600 mode would stick to the output
-            with open(tmp, "xb", buffering=0) as raw:
-                self._pending.append((tmp, final))
-                file = _RecordingFile(raw)
-                try:
-                    write_to(file)
-                except Exception as err:  # the recorded OSError explains libsndfile's
-                    if file.error is None:
-                        if isinstance(err, (OSError, RuntimeError, ValueError)):
-                            raise OutputError(f"{final}: cannot write: {_cause(err)}") from None
-                        raise
-                if file.error is not None:
-                    raise file.error
-                os.fsync(raw.fileno())  # the rename must not outrun the data
+            raw = open(tmp, "xb", buffering=0)  # closed by the with below
         except OSError as err:
             raise OutputError(f"{final}: cannot write: {_cause(err)}") from None
+        with raw:
+            self._pending.append((tmp, final))
+            file = _RecordingFile(raw, final)
+            yield file  # the caller's exceptions pass: only the guard knows which are ours
+            with file.guard():
+                os.fsync(raw.fileno())  # the rename must not outrun the data
 
     def commit(self):
         """Rename every temporary to its final name."""

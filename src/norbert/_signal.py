@@ -3,7 +3,10 @@
 Both commands transform with :func:`~norbert.cli.make_stft` and
 :func:`~norbert.cli.stft`, filter with :func:`~norbert.cli.filter_stft` and
 resynthesise with :func:`~norbert.cli.istft`, so the demo's SDR table
-measures what ``refine`` does to files. Scripts import these names from
+measures what ``refine`` does to files; ``refine --online`` streams the same
+transforms with :func:`stft_blocks` and :func:`istft_blocks` (the same frames
+and samples, computed as the samples and frames arrive, so that its memory does
+not grow with the track). Scripts import these names from
 :mod:`norbert.cli`, which re-exports them. scipy is imported only when an STFT is
 made: ``norbert --help`` does not pay for it.
 
@@ -39,9 +42,11 @@ __all__ = [
     "PRECISIONS",
     "filter_stft",
     "istft",
+    "istft_blocks",
     "make_stft",
     "online_filter_stft",
     "stft",
+    "stft_blocks",
 ]
 
 #: Peak magnitude of the mixture STFT handed to ``norbert.wiener`` (see "Levels" above).
@@ -137,6 +142,156 @@ def istft(sft, y, nb_samples):
     return sft.istft(y, k1=nb_samples, f_axis=1, t_axis=0).T
 
 
+def stft_blocks(sft, blocks, dtype=np.complex128, nb_samples=None, block_frames=512):
+    """The frames of :func:`stft`, computed as the signal's samples arrive.
+
+    Frame ``p`` of ``sft`` covers samples ``p * hop - m_num_mid`` to
+    ``p * hop - m_num_mid + n_fft`` (zeros outside the signal); it is computed
+    once its last sample has arrived (or the signal has ended), by ``sft.stft``
+    itself on the samples held, placed with ``k_offset``, so every frame has
+    the bits of the whole-signal :func:`stft`. Only the samples of one block
+    of frames (and one window) are held.
+
+    Parameters
+    ----------
+    sft : scipy.signal.ShortTimeFFT
+    blocks : iterable of np.ndarray [shape=(n, nb_channels)]
+        The signal's samples in order, in blocks of any lengths.
+    dtype : numpy dtype
+        Complex dtype of the frames.
+    nb_samples : int or None
+        Length of the signal: longer input is trimmed, shorter is padded with
+        zeros (as a separator's STFT slack). None: the length of the input.
+    block_frames : int
+        Frames per yielded block.
+
+    Yields
+    ------
+    x : np.ndarray [shape=(block_frames, nb_bins, nb_channels)]
+        The next frames of ``stft(sft, signal, dtype)`` from ``sft.p_min`` on,
+        `block_frames` at a time (the last block may be shorter); the blocks
+        start at ``sft.p_min + k * block_frames`` whatever the input's blocks,
+        so the streams of signals of one length line up.
+
+    Raises
+    ------
+    ValueError
+        If the signal has fewer than ``n_fft - m_num_mid`` samples (half a
+        window), which ``sft`` cannot transform.
+    """
+    window_end = sft.m_num - sft.m_num_mid  # frame p's window ends at p * hop + window_end
+    held, start, received = [], 0, 0  # pieces of the samples from `start` on
+    p = sft.p_min
+    for block in blocks:
+        if nb_samples is not None:
+            block = block[: max(nb_samples - received, 0)]
+        held.append(block)
+        received += len(block)
+        while (p + block_frames - 1) * sft.hop + window_end <= received:
+            held, start, x = _stft_frames(sft, held, start, p, p + block_frames, dtype)
+            yield x
+            p += block_frames
+    p_end = sft.p_max(received if nb_samples is None else nb_samples)
+    while p < p_end:  # the frames that reach past the samples received: zeros there
+        q = min(p + block_frames, p_end)
+        held, start, x = _stft_frames(sft, held, start, p, q, dtype)
+        yield x
+        p = q
+
+
+def _stft_frames(sft, held, start, p0, p1, dtype):
+    """Frames ``p0 .. p1`` from the samples ``held`` (signal index ``start`` on).
+
+    ``sft.stft(x, p0, p1)`` accepts only frames of ``x``'s own range, so the
+    frames are taken from a chunk that starts ``lead`` whole hops before frame
+    ``p0``'s window (frame ``lead`` of the chunk is frame ``p0`` of the signal)
+    and ends with frame ``p1 - 1``'s window, zeros where the signal has no
+    samples: each frame sees the very values of the whole-signal STFT.
+
+    Returns
+    -------
+    held, start
+        The samples still needed (from frame ``p1``'s chunk on).
+    x : np.ndarray [shape=(p1 - p0, nb_bins, nb_channels)]
+    """
+    lead = -(-sft.m_num_mid // sft.hop)  # hops from a window's start to its centre, rounded up
+    first = (p0 - lead) * sft.hop  # signal index of the chunk's first sample
+    last = (p1 - 1) * sft.hop - sft.m_num_mid + sft.m_num
+    samples = held[0] if len(held) == 1 else np.concatenate(held)
+    chunk = np.zeros((samples.shape[1], last - first), dtype=samples.dtype)
+    lo, hi = max(first, start), min(last, start + len(samples))
+    if hi > lo:
+        chunk[:, lo - first : hi - first] = samples[lo - start : hi - start].T
+    with np.errstate(over="ignore", invalid="ignore"):  # huge samples: inf, for the caller
+        x = sft.stft(chunk, lead, lead + p1 - p0).transpose(2, 1, 0).astype(dtype)
+    keep = min(max((p1 - lead) * sft.hop, start), start + len(samples))
+    return [samples[keep - start :]], keep, x
+
+
+def istft_blocks(sft, frame_blocks, nb_samples):
+    """The samples of :func:`istft`, overlap-added as the frames arrive.
+
+    The inverse of a one-sided ``ShortTimeFFT`` is the sum over frames of each
+    frame's inverse FFT (undoing ``sft``'s phase shift) times ``sft.dual_win``,
+    placed at the frame's position. The samples before the next frame's
+    window are then final: they are yielded, so only one window of partial
+    sums is held. Each sample's sum starts from zero and adds the frames in
+    order, as ``sft.istft`` does, so the result has the same bits.
+
+    Parameters
+    ----------
+    sft : scipy.signal.ShortTimeFFT
+        A one-sided transform, as :func:`make_stft` makes.
+    frame_blocks : iterable of np.ndarray [shape=(n, nb_bins, nb_channels)]
+        The frames from ``sft.p_min`` on, in order, in blocks of any sizes.
+    nb_samples : int
+        Length of the signal to return.
+
+    Yields
+    ------
+    audio : np.ndarray [shape=(n, nb_channels)]
+        The next samples of ``istft(sft, frames, nb_samples)``, float64; they
+        add up to `nb_samples` samples when the frames are all of
+        ``stft(sft, signal)`` for a signal of that length.
+    """
+    from scipy import fft
+
+    if sft.fft_mode != "onesided":
+        raise ValueError(f"istft_blocks needs a one-sided ShortTimeFFT, not {sft.fft_mode!r}")
+    hop, width = sft.hop, sft.m_num
+    roll = 0 if sft.phase_shift is None else (sft.phase_shift + sft.m_num_mid) % width
+    first = sft.p_min * hop - sft.m_num_mid  # signal index of `partial`'s first sample
+    partial = None  # sums of the samples not yet final, (nb_channels, width - hop)
+    for y in frame_blocks:
+        nb_frames = len(y)
+        if nb_frames == 0:
+            continue
+        sums = np.zeros((y.shape[2], (nb_frames - 1) * hop + width))
+        if partial is not None:
+            sums[:, : partial.shape[1]] = partial
+        # a few frames per inverse FFT: its float64 temporaries stay ~2 MB, not the block's
+        step = max(1, (1 << 18) // (y.shape[2] * width))
+        for t0 in range(0, nb_frames, step):
+            part = y[t0 : t0 + step].transpose(0, 2, 1)
+            frames = fft.irfft(part, n=sft.mfft, axis=-1)
+            frames = np.roll(frames, roll, axis=-1)[..., :width] * sft.dual_win
+            for t, frame in enumerate(frames, start=t0):
+                sums[:, t * hop : t * hop + width] += frame
+        done = nb_frames * hop  # the next frame starts here: all before it is final
+        yield from _within(sums[:, :done], first, nb_samples)
+        partial = sums[:, done:]
+        first += done
+    if partial is not None:
+        yield from _within(partial, first, nb_samples)
+
+
+def _within(sums, first, nb_samples):
+    """The samples of ``sums`` (from signal index ``first``) that lie in ``0 .. nb_samples``."""
+    lo, hi = max(-first, 0), min(sums.shape[1], nb_samples - first)
+    if hi > lo:
+        yield sums[:, lo:hi].T
+
+
 def _peak(x, block_frames=512):
     """max |x| without a full-size temporary."""
     return max(
@@ -145,13 +300,18 @@ def _peak(x, block_frames=512):
     )
 
 
-def _to_filter_peak(x, v, alpha, overwrite_input):
-    """``(x, v, scale)`` scaled so that ``max|x| = FILTER_PEAK``; None for a silent ``x``."""
+def _to_filter_peak(x, v, alpha, overwrite_input, scale=None):
+    """``(x, v, scale)`` scaled so that ``max|x| = FILTER_PEAK``; None for a silent ``x``.
+
+    A given ``scale`` (``FILTER_PEAK`` over the peak of the whole track, of
+    which ``x`` is a block) is used instead of ``x``'s own peak.
+    """
     real = np.finfo(x.dtype).dtype
-    peak = _peak(x)
-    if peak == 0.0:
-        return None
-    scale = FILTER_PEAK / peak
+    if scale is None:
+        peak = _peak(x)
+        if peak == 0.0:
+            return None
+        scale = FILTER_PEAK / peak
     if overwrite_input and v.dtype == real:
         xs, vs = x, v
         xs *= real.type(scale)
@@ -233,6 +393,58 @@ def filter_stft(
 ONLINE_BLOCK = 256
 
 
+class _OnlineAtPeak:
+    """``OnlineWiener`` at the level of :func:`filter_stft`, block by block.
+
+    Each block of the mixture and source spectrograms is scaled by
+    ``FILTER_PEAK / peak`` (``v`` to the power ``alpha``) as
+    :func:`_to_filter_peak` scales a whole track, the residual source is added
+    per frame, and the frames the stream completes are scaled back: the same
+    bits as scaling the whole track first. A silent mixture (``peak == 0``)
+    gives silent sources, as :func:`filter_stft`.
+    """
+
+    def __init__(self, peak, nb_bins, nb_channels, nb_sources, dtype, *, lookahead, forget,
+                 use_softmask, residual, alpha, workers):  # fmt: skip
+        import norbert
+
+        self.real = np.finfo(dtype).dtype
+        self.dtype = np.dtype(dtype)
+        self.scale = FILTER_PEAK / peak if peak > 0.0 else None
+        self.residual, self.alpha = residual, alpha
+        self.shape = (nb_bins, nb_channels, nb_sources + bool(residual))
+        self.stream = norbert.OnlineWiener(
+            *self.shape,
+            lookahead=lookahead,
+            forget=forget,
+            use_softmask=use_softmask,
+            eps=FILTER_EPS,
+            dtype=dtype,
+            workers=workers,
+        )
+
+    def process(self, x, v, overwrite_input=False):
+        """Source STFTs of the frames completed by this block of ``x`` and ``v``."""
+        import norbert
+
+        if self.scale is None:
+            return np.zeros((len(x), *self.shape), dtype=self.dtype)
+        xs, vs, _ = _to_filter_peak(x, v, self.alpha, overwrite_input, self.scale)
+        if self.residual:
+            vs = norbert.contrib.residual_model(vs, xs, alpha=self.alpha)
+        y = self.stream.process(vs, xs)
+        y /= self.real.type(self.scale)
+        return y
+
+    def flush(self):
+        """Source STFTs of the frames still held."""
+        if self.scale is None:
+            return np.zeros((0, *self.shape), dtype=self.dtype)
+        y = self.stream.flush()
+        y /= self.real.type(self.scale)
+        return y
+
+
 def online_filter_stft(
     x,
     v,
@@ -276,38 +488,28 @@ def online_filter_stft(
     y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources (+ 1))]
         Source STFTs on the scale of ``x``, in ``x``'s dtype.
     """
-    import norbert
-
-    real = np.finfo(x.dtype).dtype
     nb_frames, nb_bins, nb_channels = x.shape
-    nb_sources = v.shape[-1] + bool(residual)
-    scaled = _to_filter_peak(x, v, alpha, overwrite_input)
-    if scaled is None:  # silent mixture: silent sources, as filter_stft
-        return np.zeros(x.shape + (nb_sources,), dtype=x.dtype)
-    xs, vs, scale = scaled
-    stream = norbert.OnlineWiener(
+    stream = _OnlineAtPeak(
+        _peak(x),
         nb_bins,
         nb_channels,
-        nb_sources,
+        v.shape[-1],
+        x.dtype,
         lookahead=lookahead,
         forget=forget,
         use_softmask=use_softmask,
-        eps=FILTER_EPS,
-        dtype=x.dtype,
+        residual=residual,
+        alpha=alpha,
         workers=workers,
     )
-    y = np.empty(x.shape + (nb_sources,), dtype=x.dtype)
+    y = np.empty((*x.shape, stream.shape[-1]), dtype=x.dtype)
     done = 0
     for k0 in range(0, nb_frames, block_frames):
         k1 = min(k0 + block_frames, nb_frames)
-        vb = vs[k0:k1]
-        if residual:
-            vb = norbert.contrib.residual_model(vb, xs[k0:k1], alpha=alpha)
-        out = stream.process(vb, xs[k0:k1])
+        out = stream.process(x[k0:k1], v[k0:k1], overwrite_input)
         y[done : done + len(out)] = out
         done += len(out)
         if progress is not None:
             progress(k1 - k0)
     y[done:] = stream.flush()
-    y /= real.type(scale)
     return y

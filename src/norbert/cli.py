@@ -37,12 +37,15 @@ from ._signal import (
     FILTER_EPS,
     FILTER_PEAK,
     PRECISIONS,
+    _OnlineAtPeak,
     _peak,
     filter_stft,
     istft,
+    istft_blocks,
     make_stft,
     online_filter_stft,
     stft,
+    stft_blocks,
 )
 
 __all__ = [
@@ -55,6 +58,10 @@ __all__ = [
     "online_filter_stft",
     "stft",
 ]
+
+#: Hops per block of ``refine --online``: what it holds is a few blocks (64 frames of
+#: 2049 bins x 2 channels are 2 MB a complex64 STFT), whatever the length of the track.
+STREAM_FRAMES = 64
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -123,6 +130,28 @@ def _read_audio(sf, path, dtype):
     if not np.isfinite(audio).all():
         raise CommandError(f"{path}: contains NaN or infinite samples")
     return audio
+
+
+def _audio_blocks(sf, path, dtype, block_samples, counted=None):
+    """Yield the samples of ``path`` in blocks of ``block_samples``, checked as :func:`_read_audio`.
+
+    ``counted``, a list, gets the number of samples read appended at the end.
+    """
+    nb_samples = 0
+    try:
+        with sf.SoundFile(str(path)) as file:
+            while True:  # to the end of the data, as sf.read: a truncated file's header lies
+                block = file.read(block_samples, dtype=dtype, always_2d=True)
+                if not len(block):
+                    break
+                if not np.isfinite(block).all():
+                    raise CommandError(f"{path}: contains NaN or infinite samples")
+                nb_samples += len(block)
+                yield block
+    except _SOUNDFILE_ERRORS as err:
+        raise CommandError(f"{path}: cannot read audio: {_one_line(err)}") from None
+    if counted is not None:
+        counted.append(nb_samples)
 
 
 def _fit_length(audio, nb_samples):
@@ -242,13 +271,17 @@ def _check_inputs(sf, args):
 
 
 def _check_overflow(spectrum, path, args):
-    """Samples near float32's largest value are finite in a file, not in its STFT."""
+    """Samples near float32's largest value are finite in a file, not in its STFT.
+
+    Returns the peak magnitude of ``spectrum``.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         peak = _peak(spectrum)
     if not np.isfinite(peak):
         raise CommandError(
             f"{path}: samples too large: their STFT overflows {args.precision}; scale the file down"
         )
+    return peak
 
 
 def _wav_writer(sf, audio, sample_rate, subtype):
@@ -258,20 +291,18 @@ def _wav_writer(sf, audio, sample_rate, subtype):
     return write_to
 
 
-def _filter(args, x, v, bars, nb_frames):
-    """The refined sources' STFTs: norbert.wiener, or OnlineWiener block by block."""
-    options = dict(
-        use_softmask=not args.no_softmask,
-        residual=args.residual,
-        alpha=args.alpha,
-        workers=args.workers,
-        overwrite_input=True,  # x and v are ours: no scaled copies
-    )
-    if args.online:
-        with bars.bar("online Wiener filter", total=nb_frames, unit="frame") as update:
-            return online_filter_stft(
-                x, v, lookahead=args.lookahead, forget=args.forget, progress=update, **options
-            )
+def _check_length(path, nb_samples, sft, args):
+    """A signal shorter than half a window has no STFT frame to filter."""
+    half = sft.m_num - sft.m_num_mid
+    if nb_samples < half:
+        raise CommandError(
+            f"{path}: {nb_samples} samples, fewer than half the STFT window "
+            f"(--n-fft {args.n_fft} needs {half}); use a smaller --n-fft"
+        )
+
+
+def _filter(args, x, v, bars):
+    """The refined sources' STFTs (norbert.wiener), from the whole tracks' STFTs."""
     passes = contextlib.nullcontext()  # a plain softmask has no EM passes to report
     if args.iterations:
         passes = bars.callback("Wiener filter", unit="frame")
@@ -280,21 +311,168 @@ def _filter(args, x, v, bars, nb_frames):
             x,
             v,
             iterations=args.iterations,
+            use_softmask=not args.no_softmask,
+            residual=args.residual,
             autoscale=args.autoscale,
+            alpha=args.alpha,
+            workers=args.workers,
             progress=progress,
-            **options,
+            overwrite_input=True,  # x and v are ours: no scaled copies
+        )
+
+
+def _stream_level(sf, args, sft, mix, dtype, bars):
+    """First pass of --online: the mixture's length and the peak of its STFT."""
+    real = np.finfo(dtype).dtype
+    block_samples = STREAM_FRAMES * args.hop
+    counted, peak = [], 0.0
+    estimate = max(sft.p_max(max(mix.frames, sft.m_num)) - sft.p_min, 1)  # a lying header
+    with bars.bar("mixture level", total=estimate, unit="frame") as update:
+        blocks = _audio_blocks(sf, args.mixture, real.name, block_samples, counted)
+        # a signal shorter than half a window has no frames (stft_blocks raises
+        # ValueError at its end): said below, with its length
+        with contextlib.suppress(ValueError):
+            for x in stft_blocks(sft, blocks, dtype, block_frames=STREAM_FRAMES):
+                peak = max(peak, _check_overflow(x, args.mixture, args))
+                update(len(x))
+    nb_samples = counted[0]
+    _check_length(args.mixture, nb_samples, sft, args)
+    return nb_samples, peak
+
+
+def _refine_online(sf, args, sft, mix, infos, subtype, names, bars):
+    """--online: stream the files through OnlineWiener block by block; return clip counts.
+
+    Two passes over the mixture file, one over each estimate: the first finds
+    the mixture's length and STFT peak (the level the filter scales to, which
+    a stream cannot know in advance); the second reads the mixture and the
+    estimates in blocks of ``STREAM_FRAMES`` hops, transforms them frame by
+    frame (:func:`stft_blocks`), filters each block, overlap-adds the frames
+    the stream completes (:func:`istft_blocks`) and appends the samples to
+    every output's temporary file. Memory is a few blocks, whatever the length.
+    """
+    dtype = PRECISIONS[args.precision]
+    real = np.finfo(dtype).dtype
+    nb_samples, peak = _stream_level(sf, args, sft, mix, dtype, bars)
+    nb_frames = sft.p_max(nb_samples) - sft.p_min
+    nb_estimates = len(args.estimates)
+    v_channels = 1 if all(info.channels == 1 for info in infos) else mix.channels
+    stream = _OnlineAtPeak(
+        peak,
+        sft.f_pts,
+        mix.channels,
+        nb_estimates,
+        dtype,
+        lookahead=args.lookahead,
+        forget=args.forget,
+        use_softmask=not args.no_softmask,
+        residual=args.residual,
+        alpha=args.alpha,
+        workers=args.workers,
+    )
+
+    def spectra(path):
+        blocks = _audio_blocks(sf, path, real.name, STREAM_FRAMES * args.hop)
+        return stft_blocks(sft, blocks, dtype, nb_samples, STREAM_FRAMES)
+
+    def filtered(update):  # blocks of source STFTs, (channel, source) pairs as channels
+        width = mix.channels * stream.shape[-1]
+        for x, *estimates in zip(spectra(args.mixture), *map(spectra, args.estimates)):
+            v = np.empty((len(x), sft.f_pts, v_channels, nb_estimates), dtype=real)
+            for j, (path, estimate) in enumerate(zip(args.estimates, estimates)):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    magnitude = np.abs(estimate)
+                    v[..., j] = magnitude if args.alpha == 1 else magnitude**args.alpha
+                _check_overflow(v[..., j], path, args)
+            y = stream.process(x, v, overwrite_input=True)
+            yield y.reshape(len(y), sft.f_pts, width)
+            update(len(x))
+        y = stream.flush()
+        yield y.reshape(len(y), sft.f_pts, width)
+
+    clipped = dict.fromkeys(names, 0)
+    clip = subtype not in ("FLOAT", "DOUBLE")
+    with AtomicOutputs(args.outdir) as outputs, contextlib.ExitStack() as files:
+        _remove_stale(outputs, names, args)
+        writers = [
+            files.enter_context(_wav_stream(sf, outputs, name, mix, subtype)) for name in names
+        ]
+        with bars.bar("online Wiener filter", total=nb_frames, unit="frame") as update:
+            for samples in istft_blocks(sft, filtered(update), nb_samples):
+                samples = samples.reshape(len(samples), mix.channels, len(names))
+                for j, (name, write) in enumerate(zip(names, writers)):
+                    audio = samples[..., j].astype(real)
+                    if clip:
+                        over = int(np.count_nonzero(np.abs(audio) > 1.0))
+                        if over:  # libsndfile would clip too; say so
+                            clipped[name] += over
+                            np.clip(audio, -1.0, 1.0, out=audio)
+                    write(audio)
+        files.close()  # every WAV complete and on disk before any is renamed
+        outputs.commit()
+    return {name: count for name, count in clipped.items() if count}
+
+
+@contextlib.contextmanager
+def _wav_stream(sf, outputs, name, mix, subtype):
+    """Yield ``write(audio)`` appending to output ``name``, a WAV like the mixture."""
+    with outputs.stream(name) as file:
+        wav = None
+        try:
+            with file.guard():
+                wav = sf.SoundFile(file, "w", mix.samplerate, mix.channels, subtype, format="WAV")
+
+            def write(audio):
+                with file.guard():
+                    wav.write(audio)
+
+            yield write
+        except BaseException:
+            if wav is not None:  # now, while its file is open (not at garbage collection)
+                with contextlib.suppress(Exception):  # the temporary is removed anyway
+                    wav.close()
+            raise
+        with file.guard():
+            wav.close()  # writes the header's lengths
+
+
+def _remove_stale(outputs, names, args):
+    stale = outputs.remove_stale(names)
+    if stale:
+        print(
+            f"norbert refine: removed {stale} temporary file(s) that a killed run "
+            f"left in {args.outdir}",
+            file=sys.stderr,
         )
 
 
 def _cmd_refine(args):
     sf = _require("soundfile", "cli", "norbert refine")
     sft, mix, infos, subtype, names = _check_inputs(sf, args)
+    bars = Progress(enabled=not args.quiet and sys.stderr.isatty())
+    refine = _refine_online if args.online else _refine_offline
+    clipped = refine(sf, args, sft, mix, infos, subtype, names, bars)
+    outdir = Path(args.outdir)
+    for name, count in clipped.items():
+        print(
+            f"norbert refine: warning: {outdir / name}: {count} samples clipped to [-1, 1] "
+            f"for {subtype}; use --subtype FLOAT to keep them",
+            file=sys.stderr,
+        )
+    if not args.quiet:
+        for name in names:
+            print(outdir / name)
+    return EXIT_OK
+
+
+def _refine_offline(sf, args, sft, mix, infos, subtype, names, bars):
+    """The whole tracks in memory, filtered by norbert.wiener; return clip counts."""
     dtype = PRECISIONS[args.precision]
     real = np.finfo(dtype).dtype
-    bars = Progress(enabled=not args.quiet and sys.stderr.isatty())
 
     mixture = _read_audio(sf, args.mixture, real.name)
     nb_samples, nb_channels = mixture.shape
+    _check_length(args.mixture, nb_samples, sft, args)
     nb_frames = sft.p_max(nb_samples) - sft.p_min
     nb_estimates = len(args.estimates)
     v_channels = 1 if all(info.channels == 1 for info in infos) else nb_channels
@@ -311,7 +489,7 @@ def _cmd_refine(args):
             del estimate, magnitude
             _check_overflow(v[..., j], path, args)
 
-    y = _filter(args, x, v, bars, nb_frames)
+    y = _filter(args, x, v, bars)
     del x, v
 
     with bars.bar("inverse STFT", total=len(names), unit="source") as update:
@@ -324,13 +502,7 @@ def _cmd_refine(args):
     clipped = {}
     float_subtype = subtype in ("FLOAT", "DOUBLE")
     with AtomicOutputs(args.outdir) as outputs:
-        stale = outputs.remove_stale(names)
-        if stale:
-            print(
-                f"norbert refine: removed {stale} temporary file(s) that a killed run "
-                f"left in {args.outdir}",
-                file=sys.stderr,
-            )
+        _remove_stale(outputs, names, args)
         with bars.bar("writing", total=len(names), unit="file") as update:
             for name, audio in zip(names, sources):
                 if not float_subtype:
@@ -341,17 +513,7 @@ def _cmd_refine(args):
                 outputs.write(name, _wav_writer(sf, audio, mix.samplerate, subtype))
                 update(1)
         outputs.commit()
-    outdir = Path(args.outdir)
-    for name, count in clipped.items():
-        print(
-            f"norbert refine: warning: {outdir / name}: {count} samples clipped to [-1, 1] "
-            f"for {subtype}; use --subtype FLOAT to keep them",
-            file=sys.stderr,
-        )
-    if not args.quiet:
-        for name in names:
-            print(outdir / name)
-    return EXIT_OK
+    return clipped
 
 
 # --------------------------------------------------------------------------
@@ -518,11 +680,14 @@ def build_parser():
     refine.add_argument(
         "--online",
         action="store_true",
-        help="filter causally with norbert.OnlineWiener, streaming the STFT in blocks of "
-        "256 frames: frame t uses the spatial statistics of frames up to t + --lookahead, "
-        "so a live stream would be delayed by --lookahead hops. Levels as without "
-        "--online: the mixture's STFT is scaled so that its peak is 10 (the file's peak "
-        "is known before streaming; OnlineWiener(level=peak) does the same)",
+        help="filter causally with norbert.OnlineWiener, streaming the files: they are "
+        "read, transformed, filtered and written in blocks of 64 hops, so the memory it "
+        "needs does not grow with the length of the track (the outputs appear under their names "
+        "only when complete). Frame t uses the spatial statistics of frames up to "
+        "t + --lookahead, so a live stream would be delayed by --lookahead hops. Levels "
+        "as without --online: the mixture's STFT is scaled so that its peak is 10, so the "
+        "mixture file is read twice, first to find that peak (a live stream would give "
+        "it as OnlineWiener(level=peak))",
     )
     refine.add_argument(
         "--lookahead",
