@@ -30,6 +30,9 @@ from norbert._core._stereo cimport (
     load_x, store_y, rows_in, prefetch, prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
+from norbert._core._steer cimport (
+    steer_t, steer_weighted, fill_steer, sdw_point, monitor_point, monitor_stereo_rows,
+)
 
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
@@ -39,7 +42,7 @@ cdef int _stereo_filter_chunk(
     Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer,
 ) noexcept nogil:
     """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk).
 
@@ -76,6 +79,8 @@ cdef int _stereo_filter_chunk(
             load_x(ops, n, &x[t, g0, 0], scale, X)
             Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
             bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+            if steer != NULL and steer.loglik != NULL:
+                monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
             ops.model_images(n, J, Pt, ps, Rs, S, Y)
             store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
@@ -120,7 +125,7 @@ cdef int _filter_chunk(
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer,
 ) noexcept nogil:
     """The estimate at bins f0..f1 of the block's frames; returns a Status."""
     cdef Py_ssize_t t, f, k
@@ -136,9 +141,12 @@ cdef int _filter_chunk(
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, bits = 0
-    if C == 2 and use_model:
+    # the SDW filter (mu != 1) solves per source: the per-point path below, for any C
+    cdef bint weighted = use_model and steer_weighted(steer)
+    cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
+    if C == 2 and use_model and not weighted:
         return worst_status(_stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale,
-                                                 y_out, work))
+                                                 y_out, work, steer))
     if C == 2 and mode == Estimate.SOFTMASK and logit < 0.0:
         return worst_status(_stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out,
                                                    work))
@@ -153,10 +161,17 @@ cdef int _filter_chunk(
                         Pg[k] = Pp[k * Pjs]
                     Pp = Pg
                 Rp = &R[f, 0, 0, 0, 0]
-            st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
-                                sqrt_eps, logit, slope, y, work + 2 * C * J)
+            if weighted:
+                st = sdw_point(C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, steer.mu, y,
+                               work + 2 * C * J)
+            else:
+                st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
+                                    sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
+            elif watched:
+                monitor_point(steer, f, C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, y,
+                              work + 2 * C * J)
             yp = &y_out[t, f, 0, 0]
             for k in range(C * J):
                 yp[k].real = y[2 * k] * out_scale
@@ -191,6 +206,7 @@ cdef int filter_pass(
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+    const steer_t* steer=NULL,               # MODEL: mu and monitor sums (NULL: none)
 ) noexcept nogil:
     """filter_kernel over the whole track in one parallel region (see _schedule.h)."""
     cdef Py_ssize_t T = y_out.shape[0], F = y_out.shape[1], C = y_out.shape[2]
@@ -226,7 +242,7 @@ cdef int filter_pass(
             t1 = T if t0 + block_frames > T else t0 + block_frames
             flags |= 1 << _filter_chunk(mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
                                         eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
-                                        &work[0, 0])
+                                        &work[0, 0], steer)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass; every TF point is computed the same way whichever thread
@@ -236,7 +252,7 @@ cdef int filter_pass(
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
         flags |= _filter_worker(&s, block_frames, width, mode, x, v, P, R, scale, eps,
                                 sqrt_eps, logit, slope, out_scale, y_out,
-                                &work[threadid(), 0])
+                                &work[threadid(), 0], steer)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
@@ -247,7 +263,7 @@ cdef int _filter_worker(
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
     cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = y_out.shape[0], F = y_out.shape[1]
@@ -256,7 +272,7 @@ cdef int _filter_worker(
     while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
         flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
                                     eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
-                                    work)
+                                    work, steer)
         schedule_done(s, k)
     return flags
 
@@ -268,12 +284,23 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    double scale, double eps, double logit, double slope, double out_scale,
                    complex_t[:, :, :, ::1] y_out not None,
                    double[:, ::1] work not None, int n_threads,
-                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
-    """Python entry of filter_pass; returns its Status."""
+                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, double mu=1.0,
+                   double[:, ::1] monitor=None):
+    """Python entry of filter_pass; returns its Status.
+
+    `mu` and `monitor` (MODEL passes only) as in _stats.accumulate.
+    """
     cdef int status
+    cdef steer_t steer
+    cdef steer_t* sp = NULL
+    status = fill_steer(&steer, mu, monitor, y_out.shape[1])
+    if status != Status.OK:
+        return status
+    if steer.mu != 1.0 or steer.loglik != NULL:
+        sp = &steer
     with nogil:
         status = filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale,
-                             y_out, work, n_threads, block_frames, max_lead)
+                             y_out, work, n_threads, block_frames, max_lead, sp)
     return status
 
 

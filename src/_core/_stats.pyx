@@ -35,6 +35,9 @@ from norbert._core._stereo cimport (
     prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
+from norbert._core._steer cimport (
+    steer_t, steer_weighted, fill_steer, sdw_point, monitor_point, monitor_stereo_rows,
+)
 
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
@@ -66,6 +69,7 @@ cdef int _stereo_stats_chunk(
     const complex_t[:, :, :, ::1] y_in, floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double eps, double sqrt_eps,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+    const steer_t* steer,
 ) noexcept nogil:
     """_stats_chunk for two channels (MODEL, GIVEN, or SOFTMASK without logit), tile by tile.
 
@@ -125,6 +129,8 @@ cdef int _stereo_stats_chunk(
             if mode == Estimate.MODEL:
                 Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
                 bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+                if steer != NULL and steer.loglik != NULL:
+                    monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
                 ops.model_stats(n, J, Pt, ps, Rs, S, Pout, Ws, Rns)
             else:
                 # (bins, Cv, J) -> Cv * J rows of bins
@@ -147,6 +153,7 @@ cdef int _stats_chunk(
     const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+    const steer_t* steer,
 ) noexcept nogil:
     """The statistics of bins f0..f1 over the block's frames; returns a Status."""
     cdef Py_ssize_t t, f, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
@@ -165,9 +172,13 @@ cdef int _stats_chunk(
     cdef floating* Pst
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, bits = 0
-    if C == 2 and (use_model or use_y or (mode == Estimate.SOFTMASK and logit < 0.0)):
+    # the SDW filter (mu != 1) solves per source: the per-point path below, for any C
+    cdef bint weighted = use_model and steer_weighted(steer)
+    cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
+    if C == 2 and not weighted and (use_model or use_y
+                                    or (mode == Estimate.SOFTMASK and logit < 0.0)):
         return worst_status(_stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps,
-                                                sqrt_eps, Rnum, weight, work))
+                                                sqrt_eps, Rnum, weight, work, steer))
     for t in range(P.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -183,10 +194,18 @@ cdef int _stats_chunk(
                 if use_model:
                     for j in range(J):
                         Pg[j] = Pst[j * Pjs]
-            st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
-                                sqrt_eps, logit, slope, y, work + 2 * C * J)
+            if weighted:
+                st = sdw_point(C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, steer.mu, y,
+                               work + 2 * C * J)
+            else:
+                st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
+                                    sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
+            elif watched:
+                # before point_stats below replaces the PSDs this filter used
+                monitor_point(steer, f, C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, y,
+                              work + 2 * C * J)
             wf = &weight[f, 0]
             Rn = &Rnum[f, 0, 0, 0, 0]
             if C == 2:
@@ -230,6 +249,7 @@ cdef int stats_pass(
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+    const steer_t* steer=NULL,               # MODEL: mu and monitor sums (NULL: none)
 ) noexcept nogil:
     """stats_kernel over the whole track in one parallel region (see _schedule.h)."""
     cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2]
@@ -270,7 +290,7 @@ cdef int stats_pass(
             t1 = T if t0 + block_frames > T else t0 + block_frames
             flags |= 1 << _stats_chunk(mode, 0, F, x[t0:t1], v[t0:t1], y_in[t0:t1],
                                        P[t0:t1], R, scale, eps, sqrt_eps, logit, slope, Rnum,
-                                       weight, &work[0, 0])
+                                       weight, &work[0, 0], steer)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass: every bin's frames are summed in order by whichever thread
@@ -279,7 +299,8 @@ cdef int stats_pass(
     schedule_init(&s, nblk, (F + width - 1) // width, max_lead)
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
         flags |= _stats_worker(&s, block_frames, width, mode, x, v, y_in, P, R, scale, eps,
-                               sqrt_eps, logit, slope, Rnum, weight, &work[threadid(), 0])
+                               sqrt_eps, logit, slope, Rnum, weight, &work[threadid(), 0],
+                               steer)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
@@ -292,6 +313,7 @@ cdef int _stats_worker(
     const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+    const steer_t* steer,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
     cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = P.shape[0], F = P.shape[1]
@@ -299,7 +321,8 @@ cdef int _stats_worker(
     cdef bint joined = False
     while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
         flags |= 1 << _stats_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
-                                   R, scale, eps, sqrt_eps, logit, slope, Rnum, weight, work)
+                                   R, scale, eps, sqrt_eps, logit, slope, Rnum, weight, work,
+                                   steer)
         schedule_done(s, k)
     return flags
 
@@ -312,12 +335,25 @@ def accumulate(int mode, const complex_t[:, :, ::1] x not None,
                double scale, double eps, double logit, double slope,
                double[:, :, :, :, ::1] Rnum not None, double[:, ::1] weight not None,
                double[:, ::1] work not None, int n_threads,
-               Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
-    """Python entry of stats_pass; returns its Status."""
+               Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, double mu=1.0,
+               double[:, ::1] monitor=None):
+    """Python entry of stats_pass; returns its Status.
+
+    MODEL passes only: `mu` != 1 takes the SDW filter; `monitor` (3, bins) doubles, when
+    given, receives the per-bin sums of log det Cxx + x^H Cxx^-1 x, ||x - sum_j y_j||^2
+    and ||x||^2 over the frames (added to what it holds).
+    """
     cdef int status
+    cdef steer_t steer
+    cdef steer_t* sp = NULL
+    status = fill_steer(&steer, mu, monitor, P.shape[1])
+    if status != Status.OK:
+        return status
+    if steer.mu != 1.0 or steer.loglik != NULL:
+        sp = &steer
     with nogil:
         status = stats_pass(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight,
-                            work, n_threads, block_frames, max_lead)
+                            work, n_threads, block_frames, max_lead, sp)
     return status
 
 

@@ -1,0 +1,266 @@
+# The steering options of the EM's filter (issue 18), one TF point at a time: the
+# speech-distortion-weighted filter (mu != 1) and the per-bin sums behind the log-likelihood
+# and the mixture consistency that a callback watches. Private: not part of the public API.
+#
+# The passes hand these functions the scratch that model_point (_filter.pxd) just used, so
+# the log-likelihood of the mu = 1 filter costs no second solve: for C >= 3 the LDL^H
+# pivots are still on the diagonal of its scratch, for C <= 2 the closed form's pivots are
+# recomputed from the O(J) sums. Sums over frames go into one double per bin, in frame
+# order (a bin range belongs to one thread at a time, _schedule.h), so they do not depend
+# on the thread count; the facade adds the bins in order.
+
+from cython cimport floating
+from libc.math cimport log
+
+from norbert._core._common cimport complex_t, Status
+from norbert._core._linalg cimport (
+    PIVOT_TOL, solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl,
+)
+
+
+# What a MODEL pass does beyond today's filter. A pass given NULL runs today's code.
+ctypedef struct steer_t:
+    double mu                 # 1: the Wiener filter; else the SDW filter (sdw_point)
+    double* loglik            # (bins,) += log det Cxx + x^H Cxx^-1 x over frames, or NULL
+    double* residual          # (bins,) += ||x - sum_j y_j||^2 over frames (with loglik)
+    double* energy            # (bins,) += ||x||^2 over frames (with loglik)
+
+
+cdef inline int fill_steer(steer_t* s, double mu, double[:, ::1] monitor, Py_ssize_t F):
+    """s from a def wrapper's `mu` and `monitor` ((3, F) doubles or None); a Status."""
+    s.mu = mu
+    s.loglik = NULL
+    s.residual = NULL
+    s.energy = NULL
+    if monitor is None:
+        return Status.OK
+    if monitor.shape[0] != 3 or monitor.shape[1] != F:
+        return Status.BAD_SHAPE
+    if F > 0:
+        s.loglik = &monitor[0, 0]
+        s.residual = &monitor[1, 0]
+        s.energy = &monitor[2, 0]
+    return Status.OK
+
+
+cdef inline bint steer_weighted(const steer_t* s) noexcept nogil:
+    """Whether a MODEL pass must take the per-source solves of the SDW filter."""
+    return s != NULL and s.mu != 1.0
+
+
+cdef inline int sdw_point(
+    Py_ssize_t C, Py_ssize_t J,
+    const floating* P,          # (J,)   PSDs v_j at this TF point
+    const double* R,            # (J, C, C, 2) spatial covariances of this bin
+    const complex_t* x,         # (C,)
+    double scale, double sqrt_eps, double eps, double mu,
+    double* y,                  # OUT (C, J, 2)
+    double* work,               # scratch, >= 2*C*C + 2*C doubles (as model_point)
+) noexcept nogil:
+    """y_j = v_j R_j (v_j R_j + mu sum_{k != j} v_k R_k + reg I)^-1 x, one solve per source.
+
+    reg = sqrt(eps), plus eps with one channel, as the mu = 1 filter. The other sources are
+    summed apart and then weighted (not mu Cxx + (1 - mu) v_j R_j, which cancels digits
+    where source j dominates and mu is large).
+    """
+    cdef Py_ssize_t c, d, j, k, CC2 = 2 * C * C, e
+    cdef double orr, oi, sr, si, pj, zr, zi, reg = sqrt_eps + (eps if C == 1 else 0.0)
+    cdef const double* Rj
+    cdef double* A = work
+    cdef double* z = work + CC2
+    cdef int st
+    for j in range(J):
+        # lower triangle of the weighted matrix
+        for c in range(C):
+            for d in range(c + 1):
+                e = (c * C + d) * 2
+                orr = 0.0
+                oi = 0.0
+                for k in range(J):
+                    if k != j:
+                        orr = orr + P[k] * R[CC2 * k + e]
+                        oi = oi + P[k] * R[CC2 * k + e + 1]
+                A[e] = P[j] * R[CC2 * j + e] + mu * orr + (reg if c == d else 0.0)
+                A[e + 1] = P[j] * R[CC2 * j + e + 1] + mu * oi
+            z[2 * c] = x[c].real * scale
+            z[2 * c + 1] = x[c].imag * scale
+        if C == 1:
+            st = solve_hermitian_1x1(A[0], z[0], z[1], z)
+        elif C == 2:
+            # the upper off-diagonal entry is the conjugate of the lower one
+            st = solve_hermitian_2x2(A[0], A[6], A[4], -A[5], z[0], z[1], z[2], z[3], z)
+        else:
+            st = solve_hermitian_ldl(C, A, z)
+        if st < 0:
+            return Status.NOT_FINITE
+        for c in range(2 * C):
+            if z[c] - z[c] != 0.0:
+                return Status.NOT_FINITE
+        pj = P[j]
+        Rj = R + CC2 * j
+        for c in range(C):
+            sr = 0.0
+            si = 0.0
+            for d in range(C):
+                zr = z[2 * d]
+                zi = z[2 * d + 1]
+                sr = sr + Rj[(c * C + d) * 2] * zr - Rj[(c * C + d) * 2 + 1] * zi
+                si = si + Rj[(c * C + d) * 2] * zi + Rj[(c * C + d) * 2 + 1] * zr
+            y[(c * J + j) * 2] = pj * sr
+            y[(c * J + j) * 2 + 1] = pj * si
+    return Status.OK
+
+
+cdef inline double _logdet_2x2(double a, double d, double br, double bi) noexcept nogil:
+    """log of the two pivots the guarded 2x2 LDL^H (_linalg.pxd's ldl_2x2) divides by."""
+    cdef double mx = a if a > d else d, tol, d2, lr, li
+    if not (mx > 0.0):
+        return 0.0              # Cxx = 0 (eps = 0, every source silent): the solve gives z = 0
+    tol = PIVOT_TOL * mx
+    a = tol if a < tol else a
+    lr = br / a
+    li = bi / a
+    d2 = d - (br * lr + bi * li)
+    d2 = tol if d2 < tol else d2
+    return log(a) + log(d2)
+
+
+cdef inline double cxx_loglik_terms(
+    Py_ssize_t C, Py_ssize_t J, const floating* P, const double* R, const complex_t* x,
+    double scale, double sqrt_eps, double eps, const double* work,
+) noexcept nogil:
+    """log det Cxx + Re(x^H z) at a point whose Cxx z = x model_point (or cxx_solve) solved.
+
+    Reads z and, for C >= 3, the LDL^H pivots from that call's scratch `work`.
+    """
+    cdef Py_ssize_t c, j, CC2 = 2 * C * C
+    cdef const double* z = work + CC2
+    cdef double q = 0.0, ld = 0.0, a, dd, br, bi, p
+    for c in range(C):
+        q = q + x[c].real * scale * z[2 * c] + x[c].imag * scale * z[2 * c + 1]
+    if C == 1:
+        a = sqrt_eps + eps
+        for j in range(J):
+            a = a + P[j] * R[2 * j]
+        ld = log(a) if a > 0.0 else 0.0
+    elif C == 2:
+        a = sqrt_eps
+        dd = sqrt_eps
+        br = 0.0
+        bi = 0.0
+        for j in range(J):
+            p = P[j]
+            a = a + p * R[8 * j]
+            br = br + p * R[8 * j + 2]
+            bi = bi + p * R[8 * j + 3]
+            dd = dd + p * R[8 * j + 6]
+        ld = _logdet_2x2(a, dd, br, bi)
+    else:
+        for c in range(C):
+            p = work[(c * C + c) * 2]
+            if not (p > 0.0):
+                return 0.0 + q  # Cxx = 0: the solver left A as it was and z = 0
+            ld = ld + log(p)
+    return ld + q
+
+
+cdef inline int cxx_solve(
+    Py_ssize_t C, Py_ssize_t J, const floating* P, const double* R, const complex_t* x,
+    double scale, double sqrt_eps, double eps, double* work,
+) noexcept nogil:
+    """z = Cxx^-1 x into model_point's scratch layout, for the log-likelihood of mu != 1."""
+    cdef Py_ssize_t c, d, j, CC2 = 2 * C * C
+    cdef double sr, si
+    cdef double* A = work
+    cdef double* z = work + CC2
+    for c in range(C):
+        for d in range(c + 1):
+            sr = (sqrt_eps + (eps if C == 1 else 0.0)) if c == d else 0.0
+            si = 0.0
+            for j in range(J):
+                sr = sr + P[j] * R[CC2 * j + (c * C + d) * 2]
+                si = si + P[j] * R[CC2 * j + (c * C + d) * 2 + 1]
+            A[(c * C + d) * 2] = sr
+            A[(c * C + d) * 2 + 1] = si
+        z[2 * c] = x[c].real * scale
+        z[2 * c + 1] = x[c].imag * scale
+    if C == 1:
+        return solve_hermitian_1x1(A[0], z[0], z[1], z)
+    if C == 2:
+        return solve_hermitian_2x2(A[0], A[6], A[4], -A[5], z[0], z[1], z[2], z[3], z)
+    return solve_hermitian_ldl(C, A, z)
+
+
+cdef inline void monitor_point(
+    const steer_t* s, Py_ssize_t f, Py_ssize_t C, Py_ssize_t J, const floating* P,
+    const double* R, const complex_t* x, double scale, double sqrt_eps, double eps,
+    const double* y, double* work,
+) noexcept nogil:
+    """Adds one filtered TF point to bin f's sums; y (C, J, 2) its images, work the scratch
+    of the filter that made them (before the new PSDs overwrite P)."""
+    cdef Py_ssize_t c, j
+    cdef double xr, xi, rr, ri, res = 0.0, en = 0.0
+    if s.mu != 1.0:
+        # the SDW filter solved other matrices: the model's Cxx needs its own solve
+        cxx_solve(C, J, P, R, x, scale, sqrt_eps, eps, work)
+    s.loglik[f] = s.loglik[f] + cxx_loglik_terms(C, J, P, R, x, scale, sqrt_eps, eps, work)
+    for c in range(C):
+        xr = x[c].real * scale
+        xi = x[c].imag * scale
+        rr = xr
+        ri = xi
+        for j in range(J):
+            rr = rr - y[(c * J + j) * 2]
+            ri = ri - y[(c * J + j) * 2 + 1]
+        res = res + (rr * rr + ri * ri)
+        en = en + (xr * xr + xi * xi)
+    s.residual[f] = s.residual[f] + res
+    s.energy[f] = s.energy[f] + en
+
+
+cdef inline void monitor_stereo_rows(
+    const steer_t* s, Py_ssize_t g0, Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
+    const double* X, const double* P, Py_ssize_t ps, const double* Rs, const double* S,
+    double sqrt_eps,
+) noexcept nogil:
+    """monitor_point for a tile row of the two-channel path (mu = 1), after its solve.
+
+    X (4, nb) the scaled x rows, P rows ps apart, Rs (J, 4, nb) the tile's R, S the solve's
+    scratch: rows 1-3 still hold d, Re b, Im b of Cxx and rows 4-7 z (row 0, a, is reused
+    for a flag by the solve, so a is summed again here).
+    """
+    cdef Py_ssize_t i, j
+    cdef double a, q, x0r, x0i, x1r, x1i, z0r, z0i, z1r, z1i, p, r00, r01r, r01i, r11
+    cdef double s0r, s0i, s1r, s1i
+    for i in range(n):
+        a = sqrt_eps
+        for j in range(J):
+            a = a + P[j * ps + i] * Rs[4 * j * nb + i]
+        x0r = X[i]
+        x0i = X[nb + i]
+        x1r = X[2 * nb + i]
+        x1i = X[3 * nb + i]
+        z0r = S[4 * nb + i]
+        z0i = S[5 * nb + i]
+        z1r = S[6 * nb + i]
+        z1i = S[7 * nb + i]
+        q = x0r * z0r + x0i * z0i + x1r * z1r + x1i * z1i
+        s.loglik[g0 + i] = s.loglik[g0 + i] + (
+            _logdet_2x2(a, S[nb + i], S[2 * nb + i], S[3 * nb + i]) + q)
+        s0r = x0r
+        s0i = x0i
+        s1r = x1r
+        s1i = x1i
+        for j in range(J):
+            p = P[j * ps + i]
+            r00 = Rs[4 * j * nb + i]
+            r01r = Rs[(4 * j + 1) * nb + i]
+            r01i = Rs[(4 * j + 2) * nb + i]
+            r11 = Rs[(4 * j + 3) * nb + i]
+            s0r = s0r - p * (r00 * z0r + (r01r * z1r - r01i * z1i))
+            s0i = s0i - p * (r00 * z0i + (r01r * z1i + r01i * z1r))
+            s1r = s1r - p * ((r01r * z0r + r01i * z0i) + r11 * z1r)
+            s1i = s1i - p * ((r01r * z0i - r01i * z0r) + r11 * z1i)
+        s.residual[g0 + i] = s.residual[g0 + i] + (s0r * s0r + s0i * s0i + s1r * s1r
+                                                   + s1i * s1i)
+        s.energy[g0 + i] = s.energy[g0 + i] + (x0r * x0r + x0i * x0i + x1r * x1r + x1i * x1i)
