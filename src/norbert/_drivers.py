@@ -156,6 +156,12 @@ class EMState:
         self._no_y = np.empty((0, 0, 0, 0), self.cdtype)
         self.progress = _Progress(progress, total_passes * T)
 
+    # the run's _steer.Steering (given R, mu, the monitor sums), set by run_em; None: none
+    steer = None
+
+    def _steer_args(self, mode):
+        return {} if self.steer is None else self.steer.kernel_args(mode)
+
     # -- passes ------------------------------------------------------------------------
     def _segments(self, *inputs):
         """Frame ranges for the kernel calls of one pass, and whether they are views.
@@ -188,6 +194,7 @@ class EMState:
             status = _stats.accumulate(
                 mode, xb, vb, yb, self.P[sl], self.R, scale, self.eps, logit, SLOPE,
                 self.Rnum, self.weight, self.work, self.n_threads, self.fpb,
+                **self._steer_args(mode),
             )
             self._check(status, func, v, y)
             self.progress.advance(sl.stop - sl.start)
@@ -223,6 +230,7 @@ class EMState:
                 status = _filter.apply_estimate(
                     mode, xb, vb, Pb, self.R, scale, self.eps, logit, SLOPE, out_scale,
                     out[part], self.work, self.n_threads, self.fpb, bound,
+                    **self._steer_args(mode),
                 )
                 self._check(status, func, v, None)
             self.progress.advance(sl.stop - sl.start)
@@ -295,18 +303,33 @@ def _safe_frames(out, P, frames_per_block, max_lead):
 
 
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,
-           v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener", P=None):
+           v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener", P=None,
+           steer=None):
     """iterations >= 1 EM rounds from an initial estimate; writes y into out.
 
     The initial estimate is `init_mode` (GIVEN: y; SOFTMASK/PHASE: from v and x), computed
     on x * scale; the result is multiplied by 1 / scale. P: PSD storage (default: a new
-    array; `psd_in_output(out)` when the caller does not need the PSDs).
+    array; `psd_in_output(out)` when the caller does not need the PSDs). steer: the
+    _steer.Steering of the call, or None. With its tol, the EM ends after the iteration
+    that follows the first one whose log-likelihood barely moved: the statistics of that
+    iteration's images are taken in the pass that measures it, so the next filter is the
+    cheapest last one.
     Returns the EMState (its P and R are the last parameter estimate).
     """
     state = EMState(x, out.shape[3], cdtype, eps, n_threads, frames_per_block,
                     progress=progress, total_passes=iterations + 1, P=P)
+    state.steer = steer
     state.statistics(init_mode, scale, v=v, y=y, logit=logit, func=func)
-    for _ in range(iterations - 1):
+    if steer is not None:
+        steer.start(state)
+    last = iterations
+    for k in range(1, iterations):
         state.statistics(Estimate.MODEL, scale, func=func)
+        if steer is not None and steer.iteration_done(state, k, scale):
+            last = k + 1
+            state.progress.total = (last + 1) * x.shape[0]
+            break
     state.filter(Estimate.MODEL, scale, out, out_scale=1.0 / scale, func=func)
+    if steer is not None:
+        steer.iteration_done(state, last, scale)
     return state
