@@ -112,17 +112,16 @@ cdef inline int sdw_point(
 
 
 cdef inline double _logdet_2x2(double a, double d, double br, double bi) noexcept nogil:
-    """log of the two pivots the guarded 2x2 LDL^H (_linalg.pxd's ldl_2x2) divides by."""
-    cdef double mx = a if a > d else d, tol, d2, lr, li
+    """log of the product of the guarded 2x2 LDL^H pivots (as _linalg.pxd's ldl_2x2)."""
+    cdef double mx = a if a > d else d, tol, d2
     if not (mx > 0.0):
         return 0.0              # Cxx = 0 (eps = 0, every source silent): the solve gives z = 0
     tol = PIVOT_TOL * mx
     a = tol if a < tol else a
-    lr = br / a
-    li = bi / a
-    d2 = d - (br * lr + bi * li)
+    d2 = d - (br * br + bi * bi) / a
     d2 = tol if d2 < tol else d2
-    return log(a) + log(d2)
+    # one log of the product: the pivots are >= 1e-13 max(a, d), far from under/overflow
+    return log(a * d2)
 
 
 cdef inline double cxx_loglik_terms(
@@ -218,6 +217,79 @@ cdef inline void monitor_point(
     s.energy[f] = s.energy[f] + en
 
 
+# The two-channel rows in C: restrict pointers and lane loops the compiler vectorises (the
+# per-lane log stays scalar, in a loop of its own), so watching the vectorised filter does
+# not cost a scalar pass over its tiles.
+cdef extern from *:
+    """
+    #ifndef NORBERT_STEER_C
+    #define NORBERT_STEER_C
+    #include <math.h>
+    #include <stddef.h>
+    #include "_stereo.h"
+    #define NORBERT_MONITOR_LANES NORBERT_STEREO_TILE
+    static void norbert_monitor_stereo(ptrdiff_t n, ptrdiff_t nb, ptrdiff_t J,
+                                       const double *restrict X, const double *restrict P,
+                                       ptrdiff_t ps, const double *restrict Rs,
+                                       const double *restrict S, double sqrt_eps,
+                                       double tol_rel, double *restrict ll,
+                                       double *restrict res, double *restrict en)
+    {
+        double a[NORBERT_MONITOR_LANES], e0r[NORBERT_MONITOR_LANES],
+            e0i[NORBERT_MONITOR_LANES], e1r[NORBERT_MONITOR_LANES],
+            e1i[NORBERT_MONITOR_LANES], q[NORBERT_MONITOR_LANES];
+        const double *restrict x0r = X, *restrict x0i = X + nb, *restrict x1r = X + 2 * nb,
+                     *restrict x1i = X + 3 * nb;
+        const double *restrict d = S + nb, *restrict br = S + 2 * nb,
+                     *restrict bi = S + 3 * nb;
+        const double *restrict z0r = S + 4 * nb, *restrict z0i = S + 5 * nb,
+                     *restrict z1r = S + 6 * nb, *restrict z1i = S + 7 * nb;
+        ptrdiff_t i, j;
+        for (i = 0; i < n; i++) {
+            a[i] = sqrt_eps;
+            e0r[i] = x0r[i];
+            e0i[i] = x0i[i];
+            e1r[i] = x1r[i];
+            e1i[i] = x1i[i];
+        }
+        for (j = 0; j < J; j++) {
+            /* a as the solve summed it; the images as its model_images / model_stats */
+            const double *restrict p = P + j * ps, *restrict r00 = Rs + 4 * j * nb,
+                         *restrict r01r = r00 + nb, *restrict r01i = r00 + 2 * nb,
+                         *restrict r11 = r00 + 3 * nb;
+            for (i = 0; i < n; i++) {
+                double pj = p[i];
+                a[i] = a[i] + pj * r00[i];
+                e0r[i] -= pj * (r00[i] * z0r[i] + (r01r[i] * z1r[i] - r01i[i] * z1i[i]));
+                e0i[i] -= pj * (r00[i] * z0i[i] + (r01r[i] * z1i[i] + r01i[i] * z1r[i]));
+                e1r[i] -= pj * ((r01r[i] * z0r[i] + r01i[i] * z0i[i]) + r11[i] * z1r[i]);
+                e1i[i] -= pj * ((r01r[i] * z0i[i] - r01i[i] * z0r[i]) + r11[i] * z1i[i]);
+            }
+        }
+        for (i = 0; i < n; i++) {
+            /* the guarded pivots of norbert_ldl_2x2; Cxx = 0 counts as det 1 (z = 0) */
+            double ai = a[i], mx = ai > d[i] ? ai : d[i], tol = tol_rel * mx, d2;
+            ai = ai < tol ? tol : ai;
+            d2 = d[i] - (br[i] * br[i] + bi[i] * bi[i]) / ai;
+            d2 = d2 < tol ? tol : d2;
+            a[i] = mx > 0.0 ? ai * d2 : 1.0;
+            q[i] = x0r[i] * z0r[i] + x0i[i] * z0i[i] + x1r[i] * z1r[i] + x1i[i] * z1i[i];
+            res[i] = res[i] + (e0r[i] * e0r[i] + e0i[i] * e0i[i] + e1r[i] * e1r[i]
+                               + e1i[i] * e1i[i]);
+            en[i] = en[i] + (x0r[i] * x0r[i] + x0i[i] * x0i[i] + x1r[i] * x1r[i]
+                             + x1i[i] * x1i[i]);
+        }
+        for (i = 0; i < n; i++)
+            ll[i] = ll[i] + (log(a[i]) + q[i]);
+    }
+    #endif
+    """
+    void _monitor_stereo "norbert_monitor_stereo"(
+        Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J, const double* X, const double* P,
+        Py_ssize_t ps, const double* Rs, const double* S, double sqrt_eps, double tol_rel,
+        double* ll, double* res, double* en) noexcept nogil
+
+
 cdef inline void monitor_stereo_rows(
     const steer_t* s, Py_ssize_t g0, Py_ssize_t n, Py_ssize_t nb, Py_ssize_t J,
     const double* X, const double* P, Py_ssize_t ps, const double* Rs, const double* S,
@@ -229,38 +301,5 @@ cdef inline void monitor_stereo_rows(
     scratch: rows 1-3 still hold d, Re b, Im b of Cxx and rows 4-7 z (row 0, a, is reused
     for a flag by the solve, so a is summed again here).
     """
-    cdef Py_ssize_t i, j
-    cdef double a, q, x0r, x0i, x1r, x1i, z0r, z0i, z1r, z1i, p, r00, r01r, r01i, r11
-    cdef double s0r, s0i, s1r, s1i
-    for i in range(n):
-        a = sqrt_eps
-        for j in range(J):
-            a = a + P[j * ps + i] * Rs[4 * j * nb + i]
-        x0r = X[i]
-        x0i = X[nb + i]
-        x1r = X[2 * nb + i]
-        x1i = X[3 * nb + i]
-        z0r = S[4 * nb + i]
-        z0i = S[5 * nb + i]
-        z1r = S[6 * nb + i]
-        z1i = S[7 * nb + i]
-        q = x0r * z0r + x0i * z0i + x1r * z1r + x1i * z1i
-        s.loglik[g0 + i] = s.loglik[g0 + i] + (
-            _logdet_2x2(a, S[nb + i], S[2 * nb + i], S[3 * nb + i]) + q)
-        s0r = x0r
-        s0i = x0i
-        s1r = x1r
-        s1i = x1i
-        for j in range(J):
-            p = P[j * ps + i]
-            r00 = Rs[4 * j * nb + i]
-            r01r = Rs[(4 * j + 1) * nb + i]
-            r01i = Rs[(4 * j + 2) * nb + i]
-            r11 = Rs[(4 * j + 3) * nb + i]
-            s0r = s0r - p * (r00 * z0r + (r01r * z1r - r01i * z1i))
-            s0i = s0i - p * (r00 * z0i + (r01r * z1i + r01i * z1r))
-            s1r = s1r - p * ((r01r * z0r + r01i * z0i) + r11 * z1r)
-            s1i = s1i - p * ((r01r * z0i - r01i * z0r) + r11 * z1i)
-        s.residual[g0 + i] = s.residual[g0 + i] + (s0r * s0r + s0i * s0i + s1r * s1r
-                                                   + s1i * s1i)
-        s.energy[g0 + i] = s.energy[g0 + i] + (x0r * x0r + x0i * x0i + x1r * x1r + x1i * x1i)
+    _monitor_stereo(n, nb, J, X, P, ps, Rs, S, sqrt_eps, PIVOT_TOL, s.loglik + g0,
+                    s.residual + g0, s.energy + g0)
