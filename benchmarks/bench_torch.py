@@ -3,15 +3,19 @@
     pip install torch==2.13.0 && pip install openunmix==1.3.0 --no-deps
     python benchmarks/bench_torch.py              # about 3 minutes on 2 cores
 
-1. ``norbert.wiener(iterations=1)`` on x (300, 2049, 2) complex64 and v (300, 2049, 2, 4)
-   float32, NumPy arrays vs CPU tensors in and out: median of 7 calls, and the peak
-   resident memory (``ru_maxrss``) of a fresh process doing one call each way.
+1. ``norbert.wiener(iterations=1)`` on the song workload, x (7752, 2049, 2) complex64 and
+   v (7752, 2049, 2, 4) float32, NumPy arrays vs CPU tensors in and out: median of 7
+   alternated calls, and the peak memory of a fresh process doing one call each way.
 2. open-unmix's ``Separator`` (4 randomly initialised ``OpenUnmix`` models, n_fft 4096,
    hop 1024, 300-frame Wiener windows, ``niter=1``) on a 60 s stereo track at 44.1 kHz
    (float32): whole separation and time spent in the filter, with open-unmix's filter and
    under ``norbert.compat.openunmix.patched()``.
 3. The compat layer vs a plain ``norbert.wiener`` call on the same data (one 300-frame
    window and the whole track).
+4. The batch axis: 16 windows of 300 frames (stereo, 4 sources, 2049 bins, complex64,
+   ``iterations=1``) in one ``norbert.wiener`` call vs a Python loop of 16 calls (results
+   stacked, as a loop usually ends, and written into one ``out=`` array): medians of 5
+   alternated rounds. Needs no torch.
 
 Every part runs with ``--threads`` threads (default 2) for torch and norbert.
 """
@@ -37,11 +41,14 @@ def _median_time(func, repeat=7):
     return statistics.median(times)
 
 
-def _inputs():
+SONG_FRAMES = 7752  # the 3-minute song of benchmarks/_workloads.py (n_fft 4096, hop 1024)
+
+
+def _inputs(frames=300):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    shape = (300, 2049, 2)
+    shape = (frames, 2049, 2)
     x = np.empty(shape, np.complex64)  # filled in float32: no float64 temporaries
     rng.standard_normal(
         shape + (2,), dtype=np.float32, out=x.view(np.float32).reshape(shape + (2,))
@@ -58,7 +65,7 @@ def _status_kb(field):
     raise KeyError(field)
 
 
-def _memory_child(kind, threads):
+def _memory_child(kind, threads, frames=SONG_FRAMES):
     """One call in this (fresh) process; prints its peak resident memory, in MB.
 
     ``peak_mb`` is ``ru_maxrss`` (the process's peak, imports included); ``call_mb`` is
@@ -70,7 +77,7 @@ def _memory_child(kind, threads):
 
     import norbert
 
-    v, x = _inputs()
+    v, x = _inputs(frames)
     if kind == "torch":
         v, x = torch.from_numpy(v), torch.from_numpy(x)
     norbert.wiener(v[:2], x[:2], iterations=1, workers=threads)  # load the kernels
@@ -91,12 +98,12 @@ def _memory_child(kind, threads):
     )
 
 
-def tensors_vs_arrays(threads):
+def tensors_vs_arrays(threads, frames=SONG_FRAMES):
     import torch
 
     import norbert
 
-    v, x = _inputs()
+    v, x = _inputs(frames)
     tv, tx = torch.from_numpy(v), torch.from_numpy(x)
     times = {"numpy": [], "torch": []}
     norbert.wiener(v, x, iterations=1, workers=threads)  # warm up
@@ -114,6 +121,42 @@ def tensors_vs_arrays(threads):
         )
         memory[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"numpy_s": t_numpy, "torch_s": t_torch, "memory": memory}
+
+
+def batch_vs_loop(threads, windows=16):
+    import numpy as np
+
+    import norbert
+
+    v1, x1 = _inputs()
+    rng = np.random.default_rng(1)
+    # distinct windows of distinct levels: every element has its own covariances and scale
+    gains = rng.uniform(0.5, 2.0, windows).astype(np.float32)
+    x = np.stack([x1 * g for g in gains])
+    v = np.stack([v1[::-1] * g for g in gains]) if windows > 1 else v1[None]
+
+    def batch():
+        return norbert.wiener(v, x, 1, workers=threads)
+
+    def loop_stacked():
+        return np.stack([norbert.wiener(v[b], x[b], 1, workers=threads) for b in range(windows)])
+
+    def loop_out():
+        out = np.empty(x.shape + (v.shape[-1],), x.dtype)
+        for b in range(windows):
+            norbert.wiener(v[b], x[b], 1, workers=threads, out=out[b])
+        return out
+
+    calls = {"batch": batch, "loop_stacked": loop_stacked, "loop_out": loop_out}
+    assert np.array_equal(batch(), loop_out())  # the same bits, element by element
+    times = {k: [] for k in calls}
+    for _ in range(5):  # alternated, so that drifts of the machine hit all alike
+        for k, f in calls.items():
+            times[k].append(_median_time(f, 1))
+    result = {k + "_s": statistics.median(t) for k, t in times.items()}
+    result["loop_stacked_over_batch"] = result["loop_stacked_s"] / result["batch_s"]
+    result["loop_out_over_batch"] = result["loop_out_s"] / result["batch_s"]
+    return result
 
 
 def _openunmix():
@@ -169,18 +212,20 @@ def separator(threads, seconds):
         sep(audio[..., :44100])  # warm up both paths
         with nc.patched():
             sep(audio[..., :44100])
-        for label in ("openunmix", "norbert"):
-            best = None
-            for _ in range(3):
+        best = {}
+        for _ in range(3):  # alternated, so that drifts of the machine hit both alike
+            for label in ("openunmix", "norbert"):
                 with nc.patched() if label == "norbert" else _null():
                     with _FilterTimer(ou.model) as timer:
                         t0 = time.perf_counter()
                         estimates = sep(audio)
                         total = time.perf_counter() - t0
-                if best is None or total < best[0]:
-                    best = (total, timer.total, len(timer.calls))
-            results[label] = {"separation_s": best[0], "filter_s": best[1], "filter_calls": best[2]}
-            results[label + "_estimates"] = estimates
+                if label not in best or total < best[label][0]:
+                    best[label] = (total, timer.total, len(timer.calls))
+                results[label + "_estimates"] = estimates
+        for label, (total, filter_s, calls) in best.items():
+            results[label] = {"separation_s": total, "filter_s": filter_s, "filter_calls": calls}
+        results["filter_speedup"] = best["openunmix"][1] / best["norbert"][1]
         diff = torch.linalg.vector_norm(
             results["norbert_estimates"] - results["openunmix_estimates"]
         )
@@ -201,13 +246,19 @@ def separator(threads, seconds):
         }.items():
             x = torch.view_as_complex(mix.contiguous()).numpy()
             vn = v.numpy()
-            results[label] = {
-                "frames": int(v.shape[0]),
-                "compat_s": _median_time(lambda: nc.wiener(v, mix, 1)),  # noqa: B023
-                "norbert_wiener_s": _median_time(
-                    lambda: norbert.wiener(vn, x, 1, use_softmask=False, eps=1e-10)  # noqa: B023
-                ),
+            calls = {
+                "compat_s": lambda: nc.wiener(v, mix, 1),  # noqa: B023
+                "norbert_wiener_s": lambda: norbert.wiener(vn, x, 1, use_softmask=False,  # noqa: B023
+                                                           eps=1e-10),
             }
+            times = {k: [] for k in calls}
+            for _ in range(7):  # alternated, as above
+                for k, f in calls.items():
+                    times[k].append(_median_time(f, 1))
+            results[label] = {"frames": int(v.shape[0])}
+            results[label].update({k: statistics.median(t) for k, t in times.items()})
+            results[label]["compat_over_wiener"] = (
+                results[label]["compat_s"] / results[label]["norbert_wiener_s"])
     return results
 
 
@@ -225,8 +276,13 @@ def main():
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--memory-child", choices=["numpy", "torch"])
     parser.add_argument("--skip-separator", action="store_true")
+    parser.add_argument("--batch-only", action="store_true", help="part 4 only (no torch)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.batch_only:
+        print(json.dumps({"threads": args.threads, "batch_vs_loop": batch_vs_loop(args.threads)},
+                         indent=1))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
@@ -234,6 +290,7 @@ def main():
         return _memory_child(args.memory_child, args.threads)
     report = {"threads": args.threads, "torch": torch.__version__}
     report["tensors_vs_arrays"] = tensors_vs_arrays(args.threads)
+    report["batch_vs_loop"] = batch_vs_loop(args.threads)
     print(json.dumps(report, indent=1), flush=True)
     if not args.skip_separator:
         if importlib.util.find_spec("openunmix") is None:

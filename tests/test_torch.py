@@ -199,3 +199,15 @@ def test_import_norbert_does_not_import_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("lazy", ["conj", "neg"])
+def test_lazy_out_views_are_refused(lazy):
+    # their NumPy view would be a resolved copy: results written there would be lost
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((3, 4, 2)) + 1j * rng.standard_normal((3, 4, 2)))
+    v = torch.from_numpy(rng.random((3, 4, 2, 2)))
+    out = torch.zeros(3, 4, 2, 2, dtype=torch.complex128)
+    out = out.conj() if lazy == "conj" else torch._neg_view(out)
+    with pytest.raises(TypeError, match="out is a lazy conjugate or negative view"):
+        norbert.wiener(v, x, out=out)

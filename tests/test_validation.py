@@ -159,6 +159,10 @@ class Case:
         return FUNCTIONS[self.func](**kwargs)
 
 
+# functions with a batch axis: leading axes of x are independent problems
+BATCHED = ("wiener", "softmask", "expectation_maximization", "residual_model")
+
+
 def _set(arg, value):
     def spoil(kw):
         kw = dict(kw)
@@ -222,7 +226,14 @@ def _array_cases(func):
             kernel=True,
         )
         if func not in ("smooth", "reduce_interferences"):  # any number of dimensions
-            if func != "compress_filter":
+            if func in BATCHED and arg == "x":
+                # x with an extra axis is a batch: the sources then lack its batch axes
+                add(
+                    "extra-axis",
+                    lambda a: a[..., None],
+                    Err(ValueError, r"\b[vy]\b.*dimension.*got"),
+                )
+            elif func != "compress_filter":
                 add(
                     "extra-axis",
                     lambda a: a[..., None],

@@ -12,22 +12,23 @@ _Double = npt.NDArray[np.float64]
 
 def apply_estimate(
     mode: int,
-    x: _Complex,  # const complex_t[:, :, ::1]        (frames, bins, C)
-    v: _Real,  # const floating[:, :, :, ::1]         (frames, bins, {1, C}, J) or empty
-    P: _Real,  # const floating[:, :, :]   (frames, bins, J): sources or bins contiguous
-    R: _Double,  # const double[:, :, :, :, ::1]      (bins, J, C, C, 2)
-    scale: float,  # double
+    x: _Complex,  # const complex_t[:, :, ::1]        (E * frames, bins, C)
+    v: _Real,  # const floating[:, :, :, ::1]         (E * frames, bins, {1, C}, J) or empty
+    P: _Real,  # const floating[:, :, :]   (E * frames, bins, J): sources or bins contiguous
+    R: _Double,  # const double[:, :, :, :, ::1]      (E * bins, J, C, C, 2)
+    scale: float | npt.ArrayLike,  # double, or (E,) doubles: a batch of E problems
     eps: float,  # double
     logit: float,  # double
     slope: float,  # double
-    out_scale: float,  # double
-    y_out: _Complex,  # complex_t[:, :, :, ::1]       OUT (frames, bins, C, J)
+    out_scale: float | npt.ArrayLike,  # double, or (E,) doubles
+    y_out: _Complex,  # complex_t[:, :, :, ::1]       OUT (E * frames, bins, C, J)
     work: _Double,  # double[:, ::1]                  scratch (threads, work size)
     n_threads: int,  # int
     block_frames: int = 0,  # Py_ssize_t  frames per work item (0: a default)
     max_lead: int = 0,  # Py_ssize_t      blocks threads may drift apart (0: no bound)
+    split: bool = False,  # bint          y_out's points as (C, 2, J) reals (open-unmix)
     mu: float = 1.0,  # double             MODEL: != 1 takes the SDW filter
-    monitor: _Double | None = None,  # double[:, ::1]  INOUT (3, bins) sums, or None
+    monitor: _Double | None = None,  # double[:, ::1]  INOUT (3, E * bins) sums, or None
 ) -> int: ...
 def mix_model(
     v: _Real,  # const floating[:, :, ::1]            (frames, bins, J)
@@ -52,3 +53,8 @@ def max_abs2(
     x: _Complex,  # const complex_t[:, :, ::1]
     n_threads: int = ...,
 ) -> float: ...
+def max_abs2_elements(
+    x: _Complex,  # const complex_t[:, :, ::1]        (E * frames, bins, C)
+    n_elements: int,  # Py_ssize_t                    E
+    n_threads: int = ...,
+) -> npt.NDArray[np.float64]: ...  # (E,)

@@ -12,6 +12,7 @@ axis, so `wiener` can keep it inside the output. Every TF point is independent: 
 bins go to threads in any order, with no reduction, and any thread count gives the same bits.
 """
 
+cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, NAN
@@ -23,7 +24,7 @@ from norbert._core._common cimport (
     block_frames_for, note_pass,
 )
 from norbert._core._schedule cimport (
-    schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
+    MAX_RANGES, schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_S, stereo_ops_t, stereo_ops, tile_load,
@@ -31,18 +32,67 @@ from norbert._core._stereo cimport (
 )
 from norbert._core._filter cimport estimate_point
 from norbert._core._steer cimport (
-    steer_t, steer_weighted, fill_steer, sdw_point, monitor_point, monitor_stereo_rows,
+    steer_t, steer_for, steer_weighted, fill_steer, sdw_point, monitor_point,
+    monitor_stereo_rows,
 )
 
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
 
 
+# An output "split" layout: each TF point's (C, J) complex numbers stored as (C, 2, J)
+# reals (real parts of the J sources, then their imaginary parts), i.e. the layout of
+# open-unmix's (..., nb_channels, 2, nb_sources) tensors, in the same bytes: its users get
+# their layout from the one write of the output, not from a second pass over it.
+cdef inline void _store_split_tile(Py_ssize_t n, Py_ssize_t J, const double* Y, double s,
+                                   complex_t* y) noexcept nogil:
+    """A stereo tile's Y (J, 4, nb) -> n bins of (2, 2, J) reals, times s."""
+    cdef Py_ssize_t nb = STEREO_TILE, i, j, k
+    cdef double* yd
+    cdef float* yf
+    if complex_t is cython.doublecomplex:
+        yd = <double*>y
+        for i in range(n):
+            for k in range(4):               # (channel, part) = row 4 j + k of Y
+                for j in range(J):
+                    yd[4 * J * i + k * J + j] = Y[(4 * j + k) * nb + i] * s
+    else:
+        yf = <float*>y
+        for i in range(n):
+            for k in range(4):
+                for j in range(J):
+                    yf[4 * J * i + k * J + j] = <float>(Y[(4 * j + k) * nb + i] * s)
+
+
+cdef inline void _store_point(Py_ssize_t C, Py_ssize_t J, const double* y, double s,
+                              bint split, complex_t* out) noexcept nogil:
+    """One TF point's images y (C, J, 2) -> out, in the (C, J) complex or split layout."""
+    cdef Py_ssize_t k, c, j
+    cdef double* od
+    cdef float* of
+    if not split:
+        for k in range(C * J):
+            out[k].real = y[2 * k] * s
+            out[k].imag = y[2 * k + 1] * s
+    elif complex_t is cython.doublecomplex:
+        od = <double*>out
+        for c in range(C):
+            for j in range(J):
+                od[2 * J * c + j] = y[2 * (c * J + j)] * s
+                od[2 * J * c + J + j] = y[2 * (c * J + j) + 1] * s
+    else:
+        of = <float*>out
+        for c in range(C):
+            for j in range(J):
+                of[2 * J * c + j] = <float>(y[2 * (c * J + j)] * s)
+                of[2 * J * c + J + j] = <float>(y[2 * (c * J + j) + 1] * s)
+
+
 cdef int _stereo_filter_chunk(
     Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer, bint split,
 ) noexcept nogil:
     """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk).
 
@@ -82,7 +132,10 @@ cdef int _stereo_filter_chunk(
             if steer != NULL and steer.loglik != NULL:
                 monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
             ops.model_images(n, J, Pt, ps, Rs, S, Y)
-            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            if split:
+                _store_split_tile(n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            else:
+                store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return bits
 
@@ -90,7 +143,7 @@ cdef int _stereo_filter_chunk(
 cdef int _stereo_softmask_chunk(
     Py_ssize_t f0, Py_ssize_t f1, const complex_t[:, :, ::1] x,
     const floating[:, :, :, ::1] v, double scale, double eps, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work,
+    complex_t[:, :, :, ::1] y_out, double* work, bint split,
 ) noexcept nogil:
     """The soft mask (without logit) for two channels, tile by tile (see _stereo.h).
 
@@ -115,7 +168,10 @@ cdef int _stereo_softmask_chunk(
             load_x(ops, n, &x[t, g0, 0], scale, X)
             rows_in(ops, n, Cv * J, &v[t, g0, 0, 0], 1, Cv * J, V)
             bits |= ops.softmask_images(n, J, Cv, X, V, eps, S, Y)
-            store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            if split:
+                _store_split_tile(n, J, Y, out_scale, &y_out[t, g0, 0, 0])
+            else:
+                store_y(ops, n, J, Y, out_scale, &y_out[t, g0, 0, 0])
         g0 += nb
     return bits
 
@@ -125,9 +181,10 @@ cdef int _filter_chunk(
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer, bint split,
 ) noexcept nogil:
-    """The estimate at bins f0..f1 of the block's frames; returns a Status."""
+    """The estimate at bins f0..f1 of the block's frames (split: see _store_point);
+    returns a Status."""
     cdef Py_ssize_t t, f, k
     cdef Py_ssize_t C = y_out.shape[2], J = y_out.shape[3], Cv = v.shape[2]
     cdef bint use_v = mode == Estimate.SOFTMASK or mode == Estimate.PHASE
@@ -135,7 +192,6 @@ cdef int _filter_chunk(
     cdef const floating* vp = NULL
     cdef const floating* Pp = NULL
     cdef const double* Rp = NULL
-    cdef complex_t* yp
     cdef double* y = work
     # a TF point's PSDs, gathered when they are not contiguous (see psd_scratch)
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
@@ -146,10 +202,10 @@ cdef int _filter_chunk(
     cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
     if C == 2 and use_model and not weighted:
         return worst_status(_stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale,
-                                                 y_out, work, steer))
+                                                 y_out, work, steer, split))
     if C == 2 and mode == Estimate.SOFTMASK and logit < 0.0:
         return worst_status(_stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out,
-                                                   work))
+                                                   work, split))
     for t in range(y_out.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -172,10 +228,7 @@ cdef int _filter_chunk(
             elif watched:
                 monitor_point(steer, f, C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, y,
                               work + 2 * C * J)
-            yp = &y_out[t, f, 0, 0]
-            for k in range(C * J):
-                yp[k].real = y[2 * k] * out_scale
-                yp[k].imag = y[2 * k + 1] * out_scale
+            _store_point(C, J, y, out_scale, split, &y_out[t, f, 0, 0])
     return worst_status(bits)
 
 
@@ -190,38 +243,47 @@ cdef int filter_kernel(
     double[:, ::1] work,                     # scratch (>= threads, >= work_size(C, J))
     int n_threads,
 ) noexcept nogil:
-    return filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale, y_out, work,
-                       n_threads, 0, 0)
+    return filter_pass(mode, x, v, P, R, &scale, &out_scale, 1, eps, logit, slope, y_out,
+                       work, n_threads, 0, 0, False, NULL)
 
 
 cdef int filter_pass(
     int mode,
-    const complex_t[:, :, ::1] x,
-    const floating[:, :, :, ::1] v,
-    const floating[:, :, :] P,
-    const double[:, :, :, :, ::1] R,
-    double scale, double eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out,
+    const complex_t[:, :, ::1] x,            # (E * T, F, C): element e is frames e*T..e*T+T
+    const floating[:, :, :, ::1] v,          # (E * T, F, {1, C}, J)
+    const floating[:, :, :] P,               # (E * T, F, J)
+    const double[:, :, :, :, ::1] R,         # (E * F, J, C, C, 2): element e is bins e*F..
+    const double* scales,                    # (E,): each element's mixture scale
+    const double* out_scales,                # (E,): each element's output scale
+    Py_ssize_t n_elements,                   # E independent problems (a batch), 1..MAX_RANGES
+    double eps, double logit, double slope,
+    complex_t[:, :, :, ::1] y_out,           # (E * T, F, C, J)
     double[:, ::1] work,
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+    bint split,                              # y_out in the split layout (see _store_point)
     const steer_t* steer=NULL,               # MODEL: mu and monitor sums (NULL: none)
 ) noexcept nogil:
-    """filter_kernel over the whole track in one parallel region (see _schedule.h)."""
-    cdef Py_ssize_t T = y_out.shape[0], F = y_out.shape[1], C = y_out.shape[2]
-    cdef Py_ssize_t J = y_out.shape[3], nt, _w, b, t0, t1, nblk, width
+    """filter_kernel over E problems of T frames in one parallel region (see _schedule.h)."""
+    cdef Py_ssize_t E = n_elements, F = y_out.shape[1], C = y_out.shape[2]
+    cdef Py_ssize_t J = y_out.shape[3], T, nt, _w, e, b, t0, t1, nblk, width, per_element
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     cdef schedule s
-    if x.shape[0] != T or x.shape[1] != F or x.shape[2] != C:
+    cdef steer_t local
+    cdef const steer_t* sp
+    if E < 1 or E > MAX_RANGES or y_out.shape[0] % E != 0:
+        return Status.BAD_SHAPE
+    T = y_out.shape[0] // E
+    if x.shape[0] != E * T or x.shape[1] != F or x.shape[2] != C:
         return Status.BAD_SHAPE
     if mode == Estimate.MODEL:
-        if (P.shape[0] != T or P.shape[1] != F or P.shape[2] != J or R.shape[0] != F
+        if (P.shape[0] != E * T or P.shape[1] != F or P.shape[2] != J or R.shape[0] != E * F
                 or R.shape[1] != J or R.shape[2] != C or R.shape[3] != C):
             return Status.BAD_SHAPE
     elif mode == Estimate.SOFTMASK or mode == Estimate.PHASE:
-        if (v.shape[0] != T or v.shape[1] != F or v.shape[3] != J
+        if (v.shape[0] != E * T or v.shape[1] != F or v.shape[3] != J
                 or (v.shape[2] != 1 and v.shape[2] != C)):
             return Status.BAD_SHAPE
     else:
@@ -235,44 +297,53 @@ cdef int filter_pass(
         return Status.OK
     block_frames = block_frames_for(T, F, C, J, block_frames)
     nblk = (T + block_frames - 1) // block_frames
-    nt = pass_threads(T, F, n_threads, work.shape[0])
+    nt = pass_threads(E * T, F, n_threads, work.shape[0])
     if nt == 1:
-        for b in range(nblk):
-            t0 = b * block_frames
-            t1 = T if t0 + block_frames > T else t0 + block_frames
-            flags |= 1 << _filter_chunk(mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
-                                        eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
-                                        &work[0, 0], steer)
+        for e in range(E):
+            sp = steer_for(steer, &local, e * F)
+            for b in range(nblk):
+                t0 = e * T + b * block_frames
+                t1 = e * T + T if b * block_frames + block_frames > T else t0 + block_frames
+                flags |= 1 << _filter_chunk(
+                    mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R[e * F:e * F + F],
+                    scales[e], eps, sqrt_eps, logit, slope, out_scales[e], y_out[t0:t1],
+                    &work[0, 0], sp, split)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass; every TF point is computed the same way whichever thread
     # takes it, so any thread count gives the same bits.
-    width = range_bins(F, CHUNK_BINS)
-    schedule_init(&s, nblk, (F + width - 1) // width, max_lead)
+    width = range_bins(F, E, CHUNK_BINS)
+    per_element = (F + width - 1) // width
+    schedule_init(&s, nblk, E * per_element, max_lead)
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
-        flags |= _filter_worker(&s, block_frames, width, mode, x, v, P, R, scale, eps,
-                                sqrt_eps, logit, slope, out_scale, y_out,
-                                &work[threadid(), 0], steer)
+        flags |= _filter_worker(&s, block_frames, width, per_element, T, mode, x, v, P, R,
+                                scales, out_scales, eps, sqrt_eps, logit, slope, y_out,
+                                &work[threadid(), 0], steer, split)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
 
 
 cdef int _filter_worker(
-    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, int mode,
+    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, Py_ssize_t per_element,
+    Py_ssize_t T, int mode,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
-    double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer,
+    const double* scales, const double* out_scales,
+    double eps, double sqrt_eps, double logit, double slope,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer, bint split,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
-    cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = y_out.shape[0], F = y_out.shape[1]
+    cdef Py_ssize_t k = 0, e = 0, t0, t1, f0, f1, F = y_out.shape[1]
     cdef int flags = 0
     cdef bint joined = False
-    while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
-        flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1], R, scale,
-                                    eps, sqrt_eps, logit, slope, out_scale, y_out[t0:t1],
-                                    work, steer)
+    cdef steer_t local                       # steer with element e's bins of the sums
+    while next_item(s, block_frames, width, per_element, T, F, &joined, &k, &e, &t0, &t1,
+                    &f0, &f1):
+        flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1],
+                                    R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit,
+                                    slope, out_scales[e], y_out[t0:t1], work,
+                                    steer_for(steer, &local, e * F), split)
         schedule_done(s, k)
     return flags
 
@@ -281,26 +352,34 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    const floating[:, :, :, ::1] v not None,
                    const floating[:, :, :] P not None,
                    const double[:, :, :, :, ::1] R not None,
-                   double scale, double eps, double logit, double slope, double out_scale,
+                   scale, double eps, double logit, double slope, out_scale,
                    complex_t[:, :, :, ::1] y_out not None,
                    double[:, ::1] work not None, int n_threads,
-                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, double mu=1.0,
-                   double[:, ::1] monitor=None):
+                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, bint split=False,
+                   double mu=1.0, double[:, ::1] monitor=None):
     """Python entry of filter_pass; returns its Status.
 
+    scale, out_scale: floats (one problem), or one per element of a batch of len(scale)
+    problems. split: write y_out's points in the (C, 2, J) real layout (_store_point).
     `mu` and `monitor` (MODEL passes only) as in _stats.accumulate.
     """
     cdef int status
+    cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+    cdef const double[::1] out_scales = np.ascontiguousarray(
+        out_scale, dtype=np.float64).reshape(-1)
     cdef steer_t steer
     cdef steer_t* sp = NULL
-    status = fill_steer(&steer, mu, monitor, y_out.shape[1])
+    if scales.shape[0] < 1 or out_scales.shape[0] != scales.shape[0]:
+        return Status.BAD_SHAPE
+    status = fill_steer(&steer, mu, monitor, y_out.shape[1] * scales.shape[0])
     if status != Status.OK:
         return status
     if steer.mu != 1.0 or steer.loglik != NULL:
         sp = &steer
     with nogil:
-        status = filter_pass(mode, x, v, P, R, scale, eps, logit, slope, out_scale,
-                             y_out, work, n_threads, block_frames, max_lead, sp)
+        status = filter_pass(mode, x, v, P, R, &scales[0], &out_scales[0], scales.shape[0],
+                             eps, logit, slope, y_out, work, n_threads, block_frames,
+                             max_lead, split, sp)
     return status
 
 
@@ -497,3 +576,33 @@ def max_abs2(const complex_t[:, :, ::1] x not None, int n_threads=1):
         if part[k] > m:
             m = part[k]
     return m
+
+
+def max_abs2_elements(const complex_t[:, :, ::1] x not None, Py_ssize_t n_elements,
+                      int n_threads=1):
+    """max |x|^2 of each of `n_elements` equal runs of frames (x: (E * T, bins, C)).
+
+    Returns an (E,) array (NaN for an element with a NaN). One parallel region for the
+    whole batch: (element, range of frames) pieces go to the threads.
+    """
+    cdef Py_ssize_t E = n_elements, T, per, pieces, k, e, i
+    cdef int nt
+    cdef double[::1] part
+    if E < 1 or x.shape[0] % E != 0:
+        raise ValueError(f"{x.shape[0]} frames do not split into {E} elements")
+    T = x.shape[0] // E
+    result = np.zeros(E)
+    if T == 0:
+        return result
+    per = 1 if E >= n_threads else pass_threads(T, x.shape[1], n_threads, T)
+    pieces = E * per
+    nt = <int>(n_threads if n_threads < pieces else pieces)
+    if E * T * x.shape[1] < 4096:
+        nt = 1
+    part = np.zeros(pieces)
+    with nogil:
+        for k in prange(pieces, schedule='static', num_threads=nt):
+            e = k // per
+            i = k - e * per
+            part[k] = _max_abs2_rows(x, e * T + i * T // per, e * T + (i + 1) * T // per)
+    return np.asarray(part).reshape(E, per).max(axis=1)

@@ -3,7 +3,10 @@
  *
  * A pass is cut into items (block of frames b, range of bins k). Items of one range must
  * run in block order (a bin's sums over frames are taken in frame order, so results do
- * not depend on the thread count); items of different ranges are independent. Threads
+ * not depend on the thread count); items of different ranges are independent. A batch of
+ * independent problems (elements) numbers its ranges element by element (see next_item
+ * in _schedule.pxd), so one region covers every element's bins and short elements still
+ * give every thread work. Threads
  * take items from this table until none is left: a range is held by one thread at a
  * time, and a free range with the fewest blocks done is taken first, so the ranges
  * advance together through the track (frame blocks stay warm in the caches) and a

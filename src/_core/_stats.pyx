@@ -18,6 +18,8 @@ track into blocks of frames, as long as blocks are passed in order.
 finalize_covariance turns the sums into R_j = Rnum_j / (eps + weight_j), Hermitian.
 """
 
+import numpy as np
+
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, INFINITY
@@ -27,7 +29,7 @@ from norbert._core._common cimport (
     block_frames_for, note_pass,
 )
 from norbert._core._schedule cimport (
-    schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
+    MAX_RANGES, schedule, schedule_init, schedule_free, schedule_done, next_item, range_bins,
 )
 from norbert._core._stereo cimport (
     STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_RN, ROWS_W, ROWS_S, stereo_ops_t,
@@ -36,11 +38,15 @@ from norbert._core._stereo cimport (
 )
 from norbert._core._filter cimport estimate_point
 from norbert._core._steer cimport (
-    steer_t, steer_weighted, fill_steer, sdw_point, monitor_point, monitor_stereo_rows,
+    steer_t, steer_for, steer_weighted, fill_steer, sdw_point, monitor_point,
+    monitor_stereo_rows,
 )
 
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
+
+# The most elements of a batch one call of a pass takes (each needs a range of its own).
+MAX_ELEMENTS = MAX_RANGES
 
 
 cdef inline void _stereo_stats(Py_ssize_t J, const double* y, floating* P, double* wf,
@@ -231,45 +237,57 @@ cdef int stats_kernel(
     double[:, ::1] work,                     # scratch (>= threads, >= work_size(C, J))
     int n_threads,
 ) noexcept nogil:
-    return stats_pass(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight, work,
-                      n_threads, 0, 0)
+    return stats_pass(mode, x, v, y_in, P, R, &scale, 1, eps, logit, slope, Rnum, weight,
+                      work, n_threads, 0, 0)
 
 
 cdef int stats_pass(
     int mode,
-    const complex_t[:, :, ::1] x,
-    const floating[:, :, :, ::1] v,
-    const complex_t[:, :, :, ::1] y_in,
-    floating[:, :, :] P,
-    const double[:, :, :, :, ::1] R,
-    double scale, double eps, double logit, double slope,
-    double[:, :, :, :, ::1] Rnum,
-    double[:, ::1] weight,
+    const complex_t[:, :, ::1] x,            # (E * T, F, C): element e is frames e*T..e*T+T
+    const floating[:, :, :, ::1] v,          # (E * T, F, {1, C}, J)
+    const complex_t[:, :, :, ::1] y_in,      # (E * T, F, C, J)
+    floating[:, :, :] P,                     # (E * T, F, J)
+    const double[:, :, :, :, ::1] R,         # (E * F, J, C, C, 2): element e is bins e*F..
+    const double* scales,                    # (E,): each element's mixture scale
+    Py_ssize_t n_elements,                   # E independent problems (a batch), 1..MAX_RANGES
+    double eps, double logit, double slope,
+    double[:, :, :, :, ::1] Rnum,            # (E * F, J, C, C, 2)
+    double[:, ::1] weight,                   # (E * F, J)
     double[:, ::1] work,
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
     const steer_t* steer=NULL,               # MODEL: mu and monitor sums (NULL: none)
 ) noexcept nogil:
-    """stats_kernel over the whole track in one parallel region (see _schedule.h)."""
-    cdef Py_ssize_t T = P.shape[0], F = P.shape[1], J = P.shape[2], C = x.shape[2]
-    cdef Py_ssize_t nt, _w, b, t0, t1, nblk, width
+    """stats_kernel over E problems of T frames in one parallel region (see _schedule.h).
+
+    Each element's sums are its own: the items of element e read its frames and add to its
+    bins of Rnum, so every element gets the bits a call on it alone gives.
+    """
+    cdef Py_ssize_t E = n_elements, F = x.shape[1], J = P.shape[2], C = x.shape[2]
+    cdef Py_ssize_t T, nt, _w, e, b, t0, t1, nblk, width, per_element
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     cdef schedule s
-    if (x.shape[0] != T or x.shape[1] != F or Rnum.shape[0] != F or Rnum.shape[1] != J
-            or Rnum.shape[2] != C or Rnum.shape[3] != C or weight.shape[0] != F
-            or weight.shape[1] != J):
+    cdef steer_t local
+    cdef const steer_t* sp
+    if E < 1 or E > MAX_RANGES or P.shape[0] % E != 0:
+        return Status.BAD_SHAPE
+    T = P.shape[0] // E
+    if (x.shape[0] != E * T or P.shape[1] != F or Rnum.shape[0] != E * F
+            or Rnum.shape[1] != J or Rnum.shape[2] != C or Rnum.shape[3] != C
+            or weight.shape[0] != E * F or weight.shape[1] != J):
         return Status.BAD_SHAPE
     if mode == Estimate.MODEL:
-        if R.shape[0] != F or R.shape[1] != J or R.shape[2] != C or R.shape[3] != C:
+        if (R.shape[0] != E * F or R.shape[1] != J or R.shape[2] != C
+                or R.shape[3] != C):
             return Status.BAD_SHAPE
     elif mode == Estimate.SOFTMASK or mode == Estimate.PHASE:
-        if (v.shape[0] != T or v.shape[1] != F or v.shape[3] != J
+        if (v.shape[0] != E * T or v.shape[1] != F or v.shape[3] != J
                 or (v.shape[2] != 1 and v.shape[2] != C)):
             return Status.BAD_SHAPE
     elif mode == Estimate.GIVEN:
-        if (y_in.shape[0] != T or y_in.shape[1] != F or y_in.shape[2] != C
+        if (y_in.shape[0] != E * T or y_in.shape[1] != F or y_in.shape[2] != C
                 or y_in.shape[3] != J):
             return Status.BAD_SHAPE
     else:
@@ -282,47 +300,55 @@ cdef int stats_pass(
         return Status.OK
     block_frames = block_frames_for(T, F, C, J, block_frames)
     nblk = (T + block_frames - 1) // block_frames
-    nt = pass_threads(T, F, n_threads, work.shape[0])
+    nt = pass_threads(E * T, F, n_threads, work.shape[0])
     if nt == 1:
         # block by block: a block's rows stay in the caches across its tiles
-        for b in range(nblk):
-            t0 = b * block_frames
-            t1 = T if t0 + block_frames > T else t0 + block_frames
-            flags |= 1 << _stats_chunk(mode, 0, F, x[t0:t1], v[t0:t1], y_in[t0:t1],
-                                       P[t0:t1], R, scale, eps, sqrt_eps, logit, slope, Rnum,
-                                       weight, &work[0, 0], steer)
+        for e in range(E):
+            sp = steer_for(steer, &local, e * F)
+            for b in range(nblk):
+                t0 = e * T + b * block_frames
+                t1 = e * T + T if b * block_frames + block_frames > T else t0 + block_frames
+                flags |= 1 << _stats_chunk(
+                    mode, 0, F, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
+                    R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit, slope,
+                    Rnum[e * F:e * F + F], weight[e * F:e * F + F], &work[0, 0], sp)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass: every bin's frames are summed in order by whichever thread
     # holds its range for that block, so the sums do not depend on the thread count.
-    width = range_bins(F, CHUNK_BINS)
-    schedule_init(&s, nblk, (F + width - 1) // width, max_lead)
+    width = range_bins(F, E, CHUNK_BINS)
+    per_element = (F + width - 1) // width
+    schedule_init(&s, nblk, E * per_element, max_lead)
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
-        flags |= _stats_worker(&s, block_frames, width, mode, x, v, y_in, P, R, scale, eps,
-                               sqrt_eps, logit, slope, Rnum, weight, &work[threadid(), 0],
-                               steer)
+        flags |= _stats_worker(&s, block_frames, width, per_element, T, mode, x, v, y_in, P,
+                               R, scales, eps, sqrt_eps, logit, slope, Rnum, weight,
+                               &work[threadid(), 0], steer)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
 
 
 cdef int _stats_worker(
-    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, int mode,
+    schedule* s, Py_ssize_t block_frames, Py_ssize_t width, Py_ssize_t per_element,
+    Py_ssize_t T, int mode,
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const complex_t[:, :, :, ::1] y_in, floating[:, :, :] P,
-    const double[:, :, :, :, ::1] R,
-    double scale, double eps, double sqrt_eps, double logit, double slope,
+    const double[:, :, :, :, ::1] R, const double* scales,
+    double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
     const steer_t* steer,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
-    cdef Py_ssize_t k = 0, t0, t1, f0, f1, T = P.shape[0], F = P.shape[1]
+    cdef Py_ssize_t k = 0, e = 0, t0, t1, f0, f1, F = x.shape[1]
     cdef int flags = 0
     cdef bint joined = False
-    while next_item(s, block_frames, width, T, F, &joined, &k, &t0, &t1, &f0, &f1):
+    cdef steer_t local                       # steer with element e's bins of the sums
+    while next_item(s, block_frames, width, per_element, T, F, &joined, &k, &e, &t0, &t1,
+                    &f0, &f1):
         flags |= 1 << _stats_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
-                                   R, scale, eps, sqrt_eps, logit, slope, Rnum, weight, work,
-                                   steer)
+                                   R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit, slope,
+                                   Rnum[e * F:e * F + F], weight[e * F:e * F + F], work,
+                                   steer_for(steer, &local, e * F))
         schedule_done(s, k)
     return flags
 
@@ -332,28 +358,32 @@ def accumulate(int mode, const complex_t[:, :, ::1] x not None,
                const complex_t[:, :, :, ::1] y_in not None,
                floating[:, :, :] P not None,
                const double[:, :, :, :, ::1] R not None,
-               double scale, double eps, double logit, double slope,
+               scale, double eps, double logit, double slope,
                double[:, :, :, :, ::1] Rnum not None, double[:, ::1] weight not None,
                double[:, ::1] work not None, int n_threads,
                Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, double mu=1.0,
                double[:, ::1] monitor=None):
     """Python entry of stats_pass; returns its Status.
 
-    MODEL passes only: `mu` != 1 takes the SDW filter; `monitor` (3, bins) doubles, when
-    given, receives the per-bin sums of log det Cxx + x^H Cxx^-1 x, ||x - sum_j y_j||^2
-    and ||x||^2 over the frames (added to what it holds).
+    scale: a float (one problem), or one per element of a batch of len(scale) problems.
+    MODEL passes only: `mu` != 1 takes the SDW filter; `monitor` (3, bins of every
+    element) doubles, when given, receives the per-bin sums of log det Cxx + x^H Cxx^-1 x,
+    ||x - sum_j y_j||^2 and ||x||^2 over the frames (added to what it holds).
     """
     cdef int status
+    cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
     cdef steer_t steer
     cdef steer_t* sp = NULL
-    status = fill_steer(&steer, mu, monitor, P.shape[1])
+    if scales.shape[0] < 1:
+        return Status.BAD_SHAPE
+    status = fill_steer(&steer, mu, monitor, P.shape[1] * scales.shape[0])
     if status != Status.OK:
         return status
     if steer.mu != 1.0 or steer.loglik != NULL:
         sp = &steer
     with nogil:
-        status = stats_pass(mode, x, v, y_in, P, R, scale, eps, logit, slope, Rnum, weight,
-                            work, n_threads, block_frames, max_lead, sp)
+        status = stats_pass(mode, x, v, y_in, P, R, &scales[0], scales.shape[0], eps, logit,
+                            slope, Rnum, weight, work, n_threads, block_frames, max_lead, sp)
     return status
 
 

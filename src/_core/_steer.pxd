@@ -43,6 +43,19 @@ cdef inline int fill_steer(steer_t* s, double mu, double[:, ::1] monitor, Py_ssi
     return Status.OK
 
 
+cdef inline const steer_t* steer_for(const steer_t* s, steer_t* local,
+                                     Py_ssize_t offset) noexcept nogil:
+    """s with its per-bin sums moved on to the bins from `offset` (an element of a batch:
+    element e's bins are e * F ..); `local` holds the copy when one is needed."""
+    if s == NULL or s.loglik == NULL or offset == 0:
+        return s
+    local[0] = s[0]
+    local.loglik = s.loglik + offset
+    local.residual = s.residual + offset
+    local.energy = s.energy + offset
+    return local
+
+
 cdef inline bint steer_weighted(const steer_t* s) noexcept nogil:
     """Whether a MODEL pass must take the per-source solves of the SDW filter."""
     return s != NULL and s.mu != 1.0

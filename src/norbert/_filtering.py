@@ -2,19 +2,19 @@
 
 import numpy as np
 
-from norbert._core import Estimate, Status, _filter
+from norbert._core import Estimate, _filter
 from norbert._drivers import (
     EMState,
     check_frames_per_block,
-    contiguous_block,
     covariance_to_user,
+    mixture_scales,
     psd_in_output,
-    psd_to_user,
     run_em,
 )
 from norbert._steer import check_steering
 from norbert._validation import (
     ParameterError,
+    PrecisionOverflow,
     _as_array,
     _check_ndim,
     allocate,
@@ -55,20 +55,6 @@ _REFERENCES = """
 """
 
 
-def _mixture_scale(x, cdtype, n_threads=1):
-    """upstream's max(1, max|x| / 10): EM runs on x / that, the result is scaled back."""
-    if x.size == 0:
-        return 1.0
-    m = 0.0
-    # block-wise, so a strided or byte-swapped x needs no full-size copy
-    step = max(1, (1 << 22) // max(1, x.shape[1] * x.shape[2]))
-    for t0 in range(0, x.shape[0], step):
-        m = max(m, _filter.max_abs2(contiguous_block(x, slice(t0, t0 + step), cdtype), n_threads))
-    if not np.isfinite(m):
-        raise_for_status(Status.NOT_FINITE, "wiener", [("x", x, False)])
-    return max(1.0, float(np.sqrt(m)) / 10.0)
-
-
 def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logit=None,
                 workers=None, out=None, frames_per_block=None):
     """The arguments of wiener, softmask (sources ("v", v)) or expectation_maximization
@@ -80,7 +66,7 @@ def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logi
     the arguments a function does not take.
     Returns x, v or y, cdtype, iterations, eps, logit (-1.0 for none), n_threads, out, fpb.
     """
-    x, cdtype = check_mixture(x)
+    x, cdtype = check_mixture(x, batch=True)
     name, a = sources
     sources = (name, check_spectrograms(a, x) if name == "v" else check_sources(a, x))
     iterations = check_iterations(iterations)
@@ -88,9 +74,9 @@ def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logi
     eps = resolve_eps(eps, real_dtype(cdtype))
     logit = check_logit(logit)
     n_threads = resolve_workers(workers)
-    T, F, C = x.shape
-    J = sources[1].shape[3]
-    out = check_out(out, (T, F, C, J), cdtype, [("x", x), sources], what=f"{func}'s y",
+    T, F, C = x.shape[-3:]
+    J = sources[1].shape[-1]
+    out = check_out(out, x.shape + (J,), cdtype, [("x", x), sources], what=f"{func}'s y",
                     n_threads=n_threads)
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
     # a block never spans more than the track; the kernels take a C Py_ssize_t
@@ -114,11 +100,16 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     options that steer the EM (`R`, `update_R`, `mu`) and watch it (`callback`, `tol`,
     `verbose`).
 
+    Leading axes of `x` (the same ones on `y`) are a batch of independent problems
+    (e.g. windows of a track, or tracks): each element gets its own spatial covariances
+    and the bits a call on that element alone gives; all threads work over the batch in one
+    pass. The steering options apply to one problem (3-D `x`).
+
     Parameters
     ----------
-    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+    y : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)]
         initial estimates for the sources (complex). Never modified.
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
+    x : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels)]
         complex STFT of the mixture signal
     iterations : int [scalar]
         number of iterations for the EM algorithm (>= 0).
@@ -170,13 +161,13 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
 
     Returns
     -------
-    y : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+    y : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)]
         estimated sources after iterations (x's complex dtype)
-    v : np.ndarray [shape=(nb_frames, nb_bins, nb_sources)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, nb_sources)]
         estimated power spectral densities (x's real dtype)
-    R : np.ndarray [shape=(nb_bins, nb_channels, nb_channels, nb_sources)]
-        estimated spatial covariance matrices (x's complex dtype); with
-        ``update_R=False``, the fixed R (the given one when `R` is given, also with
+    R : np.ndarray [shape=(..., nb_bins, nb_channels, nb_channels, nb_sources)]
+        estimated spatial covariance matrices (x's complex dtype), one set per element;
+        with ``update_R=False``, the fixed R (the given one when `R` is given, also with
         ``iterations=0``)
 
     Raises
@@ -202,9 +193,9 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
     x, y, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
         "expectation_maximization", x, ("y", y), iterations=iterations, progress=progress, eps=eps,
         workers=workers, out=out, frames_per_block=frames_per_block)
-    T, F, C, J = out.shape
+    F, C, J = out.shape[-3:]
     steer = check_steering("expectation_maximization", R, update_R, mu, callback, tol,
-                           verbose, (F, C, C, J))
+                           verbose, (F, C, C, J), batch=x.ndim > 3)
     if verbose:
         print("Number of iterations: ", iterations)
     if iterations == 0:
@@ -214,16 +205,33 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         with np.errstate(over="ignore"):
             out[...] = y
         check_result([out], "expectation_maximization", [("y", y, False), ("x", x, False)])
-        R_out = (np.zeros((F, C, C, J), cdtype) if steer is None or steer.R is None
-                 else covariance_to_user(steer.R, cdtype))
-        return out, np.zeros((T, F, J), real_dtype(cdtype)), R_out
+        batch_frames = out.shape[:-3]     # (..., nb_frames)
+        R_out = (np.zeros(batch_frames[:-1] + (F, C, C, J), cdtype)
+                 if steer is None or steer.R is None else covariance_to_user(steer.R, cdtype))
+        return out, np.zeros(batch_frames + (F, J), real_dtype(cdtype)), R_out
+    if eps == 0.0:
+        # without regularisation a silent TF point's filter is 0 and never reads x there:
+        # a NaN or inf in x would pass unseen (wiener's level scan reads every x)
+        check_finite(x, "x", "expectation_maximization")
     state = run_em(x, cdtype, iterations, eps, n_threads, fpb, out, Estimate.GIVEN, y=y,
                    progress=progress, func="expectation_maximization", steer=steer)
-    if verbose and steer.tol is None:
+    if verbose and (steer is None or steer.tol is None):
         print(f"EM done ({iterations} iterations)")
-    elif verbose:
+    elif verbose and steer is not None:
         print(f"EM done ({steer.records[-1].iteration} of at most {iterations} iterations)")
-    return out, psd_to_user(state.P), state.covariance()
+    v_out, R_out = state.psds(), state.covariance()
+    if v_out.dtype != real_dtype(cdtype):
+        # the EM ran in double (float32 overflowed on the way, see run_em): y is finite,
+        # the PSDs of y's first estimate may not fit float32
+        with np.errstate(over="ignore"):
+            v_out, R_out = v_out.astype(real_dtype(cdtype)), R_out.astype(cdtype)
+        if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(R_out))):
+            raise PrecisionOverflow(
+                "expectation_maximization: the PSDs v of these estimates exceed float32's "
+                "range; pass complex128 y and x to get them (or more iterations, whose "
+                "PSDs follow the mixture's level)"
+            )
+    return out, v_out, R_out
 
 
 expectation_maximization.__doc__ = expectation_maximization.__doc__.replace(
@@ -241,13 +249,18 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     on the mixture `x`. As in norbert 0.2.1, the EM runs on ``x / max(1, max|x| / 10)``
     and the result is scaled back; the caller's `x` is not modified.
 
+    Leading axes of `x` (the same ones on `v`) are a batch of independent problems
+    (e.g. windows of a track, or tracks): each element gets its own spatial covariances,
+    its own loud-mixture scale and the bits a call on that element alone gives; all
+    threads work over the batch in one pass.
+
     Parameters
     ----------
-    v : np.ndarray [shape=(nb_frames, nb_bins, {1,nb_channels}, nb_sources)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, {1,nb_channels}, nb_sources)]
         spectrograms of the sources. This is a nonnegative tensor that is usually the
         output of the actual separation method of the user. The spectrograms may be mono,
-        but they need to be 4-dimensional in all cases.
-    x : np.ndarray [complex, shape=(nb_frames, nb_bins, nb_channels)]
+        but they need to be 4-dimensional in all cases (one more axis than x).
+    x : np.ndarray [complex, shape=(..., nb_frames, nb_bins, nb_channels)]
         STFT of the mixture signal.
     iterations : int [scalar]
         number of iterations for the EM algorithm
@@ -268,7 +281,7 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
 
     Returns
     -------
-    y : np.ndarray [complex, shape=(nb_frames, nb_bins, nb_channels, nb_sources)]
+    y : np.ndarray [complex, shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)]
         STFT of estimated sources (x's complex dtype)
 
     Raises
@@ -291,24 +304,38 @@ def wiener(v, x, iterations=1, use_softmask=True, eps=None, *, workers=None, out
     >>> bool(np.allclose(y.sum(axis=-1), x))
     True
     """
-    x, v, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
-        "wiener", x, ("v", v), iterations=iterations, progress=progress, eps=eps, workers=workers,
-        out=out, frames_per_block=frames_per_block)
-    T, F, C, J = out.shape
-    steer = check_steering("wiener", R, update_R, mu, callback, tol, verbose, (F, C, C, J))
-    init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
-    if iterations == 0:
-        state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, progress=progress,
-                        filter_only=True)
-        state.filter(init, 1.0, out, v=v, func="wiener")
-        return out
-    scale = 1.0 / _mixture_scale(x, cdtype, n_threads)
-    run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
-           progress=progress, func="wiener", P=psd_in_output(out), steer=steer)
-    return out
+    return _wiener(v, x, iterations, use_softmask, eps, workers=workers, out=out,
+                   progress=progress, frames_per_block=frames_per_block, R=R,
+                   update_R=update_R, mu=mu, callback=callback, tol=tol, verbose=verbose)
 
 
 wiener.__doc__ = wiener.__doc__.replace("{references}", _REFERENCES)
+
+
+def _wiener(v, x, iterations, use_softmask, eps, *, workers=None, out=None, progress=None,
+            frames_per_block=None, R=None, update_R=True, mu=1.0, callback=None, tol=None,
+            verbose=0, split=False):
+    """wiener; split: y's points written as (C, 2, J) reals in its bytes (open-unmix's
+    layout, see norbert.compat.openunmix), so such callers need no second pass."""
+    x, v, cdtype, iterations, eps, _, n_threads, out, fpb = _check_call(
+        "wiener", x, ("v", v), iterations=iterations, progress=progress, eps=eps, workers=workers,
+        out=out, frames_per_block=frames_per_block)
+    F, C, J = out.shape[-3:]
+    steer = check_steering("wiener", R, update_R, mu, callback, tol, verbose, (F, C, C, J),
+                           batch=x.ndim > 3)
+    init = Estimate.SOFTMASK if use_softmask else Estimate.PHASE
+    if iterations == 0:
+        state = EMState(x, v.shape[-1], cdtype, eps, n_threads, fpb, progress=progress,
+                        filter_only=True)
+        state.filter(init, 1.0, out, v=v, func="wiener", split=split)
+        return out
+    scale = mixture_scales(x, cdtype, n_threads)
+    # one problem: the PSDs live in the output's last bytes until the last pass (no extra
+    # full-size array); a batch runs its elements side by side and keeps them apart
+    P = psd_in_output(out.reshape(out.shape[-4:])) if x.ndim == 3 else None
+    run_em(x, cdtype, iterations, eps, n_threads, fpb, out, init, v=v, scale=scale,
+           progress=progress, func="wiener", P=P, split=split, steer=steer)
+    return out
 
 
 def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
@@ -321,10 +348,10 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
 
     Parameters
     ----------
-    v : np.ndarray [shape=(nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
         spectrograms of the sources (non-negative)
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
-        mixture signal (complex)
+    x : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels)]
+        mixture signal (complex); leading axes, if any, are a batch (as in :func:`wiener`)
     logit : {None, float between 0 and 1}
         enable a compression of the filter. If not None, it is the threshold value for
         the logit function.
@@ -335,7 +362,7 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
 
     Returns
     -------
-    ndarray, shape=(nb_frames, nb_bins, nb_channels, nb_sources)
+    ndarray, shape=(..., nb_frames, nb_bins, nb_channels, nb_sources)
         estimated sources (x's complex dtype)
 
     Raises
@@ -361,7 +388,7 @@ def softmask(v, x, logit=None, eps=None, *, workers=None, out=None):
     """
     x, v, cdtype, _, eps, logit, n_threads, out, fpb = _check_call(
         "softmask", x, ("v", v), eps=eps, logit=logit, workers=workers, out=out)
-    state = EMState(x, v.shape[3], cdtype, eps, n_threads, fpb, filter_only=True)
+    state = EMState(x, v.shape[-1], cdtype, eps, n_threads, fpb, filter_only=True)
     state.filter(Estimate.SOFTMASK, 1.0, out, v=v, logit=logit, func="softmask")
     return out
 

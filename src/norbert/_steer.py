@@ -116,12 +116,25 @@ def check_covariances(R, shape, func):
     return np.ascontiguousarray(H).view(np.float64).reshape(F, J, C, C, 2)
 
 
-def check_steering(func, R, update_R, mu, callback, tol, verbose, shape):
+def check_steering(func, R, update_R, mu, callback, tol, verbose, shape, batch=False):
     """The steering options of `func`, checked in signature order; a Steering or None.
 
     None when every option has its default: the EM then runs today's code, bit for bit.
-    `shape` = (nb_bins, C, C, J) of R.
+    `shape` = (nb_bins, C, C, J) of R. batch: x has leading batch axes; the options are
+    for one problem (one R, one log-likelihood), so they are refused there, and `verbose`
+    prints only norbert 0.2.1's lines.
     """
+    if batch:
+        defaults = (("R", R is None), ("update_R", update_R is True),
+                    ("mu", isinstance(mu, numbers.Real) and mu == 1),
+                    ("callback", callback is None), ("tol", tol is None))
+        given = [name for name, is_default in defaults if not is_default]
+        if given:
+            raise ParameterError(
+                f"{func}: {', '.join(given)} apply to one problem (a 3-D x), not to a batch "
+                f"(x has leading axes): call {func} on each element"
+            )
+        return None
     if R is not None:
         R = check_covariances(R, shape, func)
     if not isinstance(update_R, (bool, np.bool_)):
@@ -204,6 +217,7 @@ class Steering:
         loglik, residual, energy = (float(np.sum(row)) for row in self.monitor)
         if T * F == 0:
             return EMRecord(k, float("nan"), 0.0)
+        scale = float(np.asarray(scale).reshape(-1)[0])  # one problem: its one scale
         mean = -C * np.log(np.pi) - loglik / (T * F) + 2.0 * C * np.log(scale)
         consistency = float(np.sqrt(residual / energy)) if energy > 0.0 else 0.0
         return EMRecord(k, float(mean), consistency)

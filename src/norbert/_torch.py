@@ -101,6 +101,13 @@ def accepts_tensors(func):
         ]
         out_tensor = kwargs.get("out")
         out_tensor = out_tensor if isinstance(out_tensor, Tensor) else None
+        if out_tensor is not None and (out_tensor.is_conj() or out_tensor.is_neg()):
+            # its NumPy view would be a resolved copy: the results would never reach it
+            raise TypeError(
+                "out is a lazy conjugate or negative view (t.conj(), -t): norbert cannot "
+                "write through it. Pass a plain tensor (e.g. torch.empty_like(out)) and "
+                "conjugate the result"
+            )
         kwargs = {k: as_array(a, k) if isinstance(a, Tensor) else a for k, a in kwargs.items()}
         result = func(*args, **kwargs)
         return _convert(result, kwargs.get("out"), out_tensor)

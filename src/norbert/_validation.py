@@ -45,6 +45,7 @@ from norbert._core._common import touch_pages
 
 __all__ = [
     "ParameterError",
+    "PrecisionOverflow",
     "check_mixture",
     "check_spectrograms",
     "check_sources",
@@ -65,6 +66,13 @@ __all__ = [
 
 class ParameterError(ValueError):
     """An argument has the wrong shape, dtype or value."""
+
+
+class PrecisionOverflow(ValueError):
+    """Finite inputs whose computation overflowed the working precision.
+
+    The Wiener-family functions catch it in complex64 and compute in double instead.
+    """
 
 
 _FORKED = False
@@ -122,48 +130,79 @@ def complex_dtype_of(a, name):
     return np.dtype(np.complex64) if a.dtype.itemsize == 8 else np.dtype(np.complex128)
 
 
-def check_mixture(x, name="x"):
-    """Return x as an array (never copied) and its working complex dtype."""
+_BATCH = "..., "
+
+
+def check_mixture(x, name="x", batch=False):
+    """Return x as an array (never copied) and its working complex dtype.
+
+    batch: accept leading batch axes, (..., nb_frames, nb_bins, nb_channels).
+    """
     x = _as_array(x, name)
-    _check_ndim(x, 3, name, "(nb_frames, nb_bins, nb_channels)")
-    if x.shape[2] == 0:
+    if not batch:
+        _check_ndim(x, 3, name, "(nb_frames, nb_bins, nb_channels)")
+    elif x.ndim < 3:
+        raise ParameterError(
+            f"{name} must have at least 3 dimensions, shape (..., nb_frames, nb_bins, "
+            f"nb_channels), got {x.ndim} dimension(s) with shape {x.shape}"
+        )
+    if x.shape[-1] == 0:
         raise ParameterError(f"{name} must have at least one channel, got shape {x.shape}")
     return x, complex_dtype_of(x, name)
 
 
+def _check_ndim_like(a, x, name, core_doc):
+    """a must have x's batch axes (if any) before its own core axes."""
+    if x.ndim == 3:
+        _check_ndim(a, 4, name, f"({core_doc})")
+    elif a.ndim != x.ndim + 1:
+        raise ParameterError(
+            f"{name} must be {x.ndim + 1}-dimensional with shape ({_BATCH}{core_doc}) to "
+            f"match x's {x.ndim - 3} batch axes (x has shape {x.shape}), got {a.ndim} "
+            f"dimension(s) with shape {a.shape}"
+        )
+
+
 def check_spectrograms(v, x, name="v"):
-    """v: (nb_frames, nb_bins, {1, nb_channels}, nb_sources), real, matching x."""
+    """v: (..., nb_frames, nb_bins, {1, nb_channels}, nb_sources), real, matching x."""
     v = _as_array(v, name)
     if v.dtype.kind == "c":
         raise TypeError(f"{name} must be real and non-negative (spectrograms), got {v.dtype}")
-    _check_ndim(v, 4, name, "(nb_frames, nb_bins, {1, nb_channels}, nb_sources)")
-    T, F, C = x.shape
-    if v.shape[:2] != (T, F):
+    _check_ndim_like(v, x, name, "nb_frames, nb_bins, {1, nb_channels}, nb_sources")
+    C = x.shape[-1]
+    if v.shape[:-2] != x.shape[:-1]:
+        where = "on axes 0 and 1" if x.ndim == 3 else f"on its first {x.ndim - 1} axes"
+        what = "nb_frames and nb_bins" if x.ndim == 3 else "batch axes, nb_frames and nb_bins"
         raise ParameterError(
-            f"{name} must have x's nb_frames and nb_bins {(T, F)} on axes 0 and 1, "
+            f"{name} must have x's {what} {x.shape[:-1]} {where}, "
             f"got shape {v.shape} (x has shape {x.shape})"
         )
-    if v.shape[2] not in (1, C):
+    if v.shape[-2] not in (1, C):
         raise ParameterError(
-            f"{name} must have 1 or nb_channels={C} channels (axis 2), got shape {v.shape}"
+            f"{name} must have 1 or nb_channels={C} channels (axis {v.ndim - 2}), "
+            f"got shape {v.shape}"
         )
-    if v.shape[3] == 0:
-        raise ParameterError(f"{name} must have at least one source (axis 3), got shape {v.shape}")
+    if v.shape[-1] == 0:
+        raise ParameterError(
+            f"{name} must have at least one source (axis {v.ndim - 1}), got shape {v.shape}"
+        )
     return v
 
 
 def check_sources(y, x, name="y"):
-    """y: (nb_frames, nb_bins, nb_channels, nb_sources), complex, matching x."""
+    """y: (..., nb_frames, nb_bins, nb_channels, nb_sources), complex, matching x."""
     y = _as_array(y, name)
-    _check_ndim(y, 4, name, "(nb_frames, nb_bins, nb_channels, nb_sources)")
+    _check_ndim_like(y, x, name, "nb_frames, nb_bins, nb_channels, nb_sources")
     complex_dtype_of(y, name)
-    if y.shape[:3] != x.shape:
+    if y.shape[:-1] != x.shape:
         raise ParameterError(
             f"{name} must have shape x.shape + (nb_sources,) = {x.shape} + (nb_sources,), "
             f"got {y.shape}"
         )
-    if y.shape[3] == 0:
-        raise ParameterError(f"{name} must have at least one source (axis 3), got shape {y.shape}")
+    if y.shape[-1] == 0:
+        raise ParameterError(
+            f"{name} must have at least one source (axis {y.ndim - 1}), got shape {y.shape}"
+        )
     return y
 
 
@@ -370,7 +409,7 @@ def raise_for_status(status, func, arrays=(), offset=(0, 0)):
         for name, a, is_spec in arrays:
             if a is not None:
                 check_finite(a, name, func, nonnegative=is_spec, offset=offset)
-        raise ValueError(
+        raise PrecisionOverflow(
             f"{func}: the computation overflowed (inputs are finite but too large for "
             "the working precision); rescale x and v"
         )

@@ -112,10 +112,10 @@ def residual_model(v, x, alpha=1, autoscale=False):
 
     Parameters
     ----------
-    v : np.ndarray [shape=(nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
-        Estimated spectrograms for the sources
-    x : np.ndarray [shape=(nb_frames, nb_bins, nb_channels)]
-        complex mixture
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, {1, nb_channels}, nb_sources)]
+        Estimated spectrograms for the sources (leading axes: a batch, as x's)
+    x : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels)]
+        complex mixture; leading axes, if any, are a batch of independent mixtures
     alpha : float [scalar]
         exponent for the spectrograms `v`. For instance, if ``alpha==1``, then `v` must be
         homogeneous to magnitudes, and if ``alpha==2``, `v` must be homogeneous to squared
@@ -126,7 +126,7 @@ def residual_model(v, x, alpha=1, autoscale=False):
 
     Returns
     -------
-    v : np.ndarray [shape=(nb_frames, nb_bins, nb_channels, nb_sources+1)]
+    v : np.ndarray [shape=(..., nb_frames, nb_bins, nb_channels, nb_sources+1)]
         Spectrograms of the sources (broadcast to x's channels), with an appended one for
         the residual.
 
@@ -147,14 +147,15 @@ def residual_model(v, x, alpha=1, autoscale=False):
     """
     v = _as_array(v, "v")
     x = _as_array(x, "x")
-    _check_ndim(x, 3, "x", "(nb_frames, nb_bins, nb_channels)")
-    _check_ndim(v, 4, "v", "(nb_frames, nb_bins, {1, nb_channels}, nb_sources)")
+    if x.ndim < 3:
+        _check_ndim(x, 3, "x", "(..., nb_frames, nb_bins, nb_channels)")
+    _check_ndim(v, x.ndim + 1, "v", "(..., nb_frames, nb_bins, {1, nb_channels}, nb_sources)")
     if v.dtype.kind == "c":
         raise TypeError(f"v must be real (spectrograms), got {v.dtype}")
-    T, F, C = x.shape
-    if v.shape[:2] != (T, F) or v.shape[2] not in (1, C):
+    C = x.shape[-1]
+    if v.shape[:-2] != x.shape[:-1] or v.shape[-2] not in (1, C):
         raise ParameterError(
-            f"v must have shape (nb_frames, nb_bins, {{1, nb_channels}}, nb_sources) "
+            f"v must have shape (..., nb_frames, nb_bins, {{1, nb_channels}}, nb_sources) "
             f"matching x {x.shape}, got {v.shape}"
         )
     alpha = _check_real(alpha, "alpha")
@@ -162,7 +163,7 @@ def residual_model(v, x, alpha=1, autoscale=False):
         raise ParameterError(f"alpha must be > 0, got {alpha}")
     dtype = np.result_type(_float_dtype(v), np.float32)
     eps = np.finfo(dtype).eps
-    out = allocate((T, F, C, v.shape[3] + 1), dtype, "residual_model's output")
+    out = allocate(x.shape + (v.shape[-1] + 1,), dtype, "residual_model's output")
     check_finite(v, "v", "residual_model", nonnegative=True)
     check_finite(x, "x", "residual_model")
     vx = np.abs(x).astype(dtype, copy=False)
@@ -172,9 +173,12 @@ def residual_model(v, x, alpha=1, autoscale=False):
     out[..., :-1] = v  # broadcasts a mono v to every channel
     sources = out[..., :-1]
     if autoscale:
-        total = sources.sum(axis=-1)
-        gain = np.einsum("tfc,tfc->fc", vx, total) / (eps + np.einsum("tfc,tfc->fc", total, total))
-        sources *= gain[None, :, :, None]
+        # element by element: each problem of a batch gets the bits a call on it alone gets
+        for e in np.ndindex(x.shape[:-3]):
+            total = sources[e].sum(axis=-1)
+            gain = np.einsum("tfc,tfc->fc", vx[e], total) / (
+                eps + np.einsum("tfc,tfc->fc", total, total))
+            sources[e] *= gain[None, :, :, None]
     total = sources.sum(axis=-1)
     np.subtract(vx, total, out=total)
     np.maximum(total, 0, out=out[..., -1])

@@ -193,9 +193,11 @@ def wiener(
     nb_sources = (v.shape[-1] if v.ndim else 0) + bool(residual)
     em_eps = _regularisation_eps(eps, nb_channels)
     if iterations and not residual and scale_factor == 10.0:
-        # norbert.wiener is open-unmix's wiener for these arguments (one output array)
-        y = _filtering.wiener(v, x, iterations, use_softmask=softmask, eps=em_eps)
-        return _to_openunmix_layout(y).to(device)
+        # norbert.wiener is open-unmix's wiener for these arguments; its kernels write
+        # open-unmix's (C, 2, J) layout directly, so the result needs no second pass
+        y = _filtering._wiener(v, x, iterations, softmask, em_eps, split=True)
+        r = y.view(y.real.dtype).reshape(y.shape[:-1] + (2, y.shape[-1]))
+        return torch.from_numpy(r).to(device)
     # the initial estimate: softmask, or magnitude and phase (norbert's iterations=0)
     y0 = _filtering.wiener(v, x, 0, use_softmask=softmask, eps=eps)
     if residual:
