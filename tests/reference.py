@@ -252,6 +252,69 @@ def wiener_mixture_residual(v, x, iterations=1, use_softmask=True, eps=None):
     return res * scale
 
 
+# --------------------------------------------------- steering the EM (#18) --
+def sdw_filter(v, R, x, eps, mu=1.0):
+    """y_j = v_j R_j (v_j R_j + mu sum_{k != j} v_k R_k + reg I)^{-1} x, per TF point.
+
+    reg as regularisation(); mu = 1 is _em_filter's Wiener filter.
+    """
+    nb_frames, nb_bins, nb_channels = x.shape
+    nb_sources = v.shape[-1]
+    reg = regularisation(eps, nb_channels) * np.eye(nb_channels)
+    y = np.zeros((nb_frames, nb_bins, nb_channels, nb_sources), np.complex128)
+    for t in range(nb_frames):
+        for f in range(nb_bins):
+            for j in range(nb_sources):
+                own = v[t, f, j] * R[f, :, :, j]
+                others = sum(v[t, f, k] * R[f, :, :, k] for k in range(nb_sources) if k != j)
+                z = np.linalg.solve(own + mu * others + reg, x[t, f])
+                y[t, f, :, j] = own @ z
+    return y
+
+
+def log_likelihood(v, R, x, eps):
+    """Mean over TF points of -C log(pi) - log det Cxx - x^H Cxx^-1 x, Cxx regularised."""
+    nb_frames, nb_bins, nb_channels = x.shape
+    total = 0.0
+    for t in range(nb_frames):
+        for f in range(nb_bins):
+            Cxx = regularisation(eps, nb_channels) * np.eye(nb_channels, dtype=complex)
+            for j in range(v.shape[-1]):
+                Cxx += v[t, f, j] * R[f, :, :, j]
+            _, logdet = np.linalg.slogdet(Cxx)
+            quad = np.vdot(x[t, f], np.linalg.solve(Cxx, x[t, f])).real
+            total += -nb_channels * np.log(np.pi) - logdet - quad
+    return total / (nb_frames * nb_bins)
+
+
+def steered_em(y, x, iterations, eps=None, R=None, update_R=True, mu=1.0):
+    """The EM of expectation_maximization with the options of issue 18.
+
+    Returns (y, v, R, records), records[k - 1] = (k, log-likelihood, consistency) of the
+    filter of iteration k: the model (v, R) it used and the images it produced.
+    """
+    if eps is None:
+        eps = _real_eps(x)
+    x = _complex(x)
+    y = _complex(y)
+    records = []
+    R_fixed = None if R is None else _complex(R)
+    v = None
+    for k in range(iterations):
+        v, R_est = _em_parameters(y, eps)
+        if R_fixed is not None and (k == 0 or not update_R):
+            R_it = R_fixed
+        elif k == 0 or update_R:
+            R_it = R_est
+            if not update_R:
+                R_fixed = R_est
+        y = sdw_filter(v, R_it, x, eps, mu)
+        residual = x - y.sum(axis=-1)
+        records.append((k + 1, log_likelihood(v, R_it, x, eps),
+                        np.linalg.norm(residual) / np.linalg.norm(x)))
+    return y, v, R_it, records
+
+
 # ----------------------------------------------------------------- contrib --
 def _reflect_index(i, n):
     """scipy.ndimage mode='reflect' (d c b a | a b c d | d c b a), any i."""

@@ -185,3 +185,16 @@ def test_errors_name_the_element():
     v[1, 3, 2, 0, 1] = -1.0
     with pytest.raises(ValueError, match=r"negative value -1.0 at index \(1, 3, 2, 0, 1\)"):
         norbert.softmask(v, x)
+
+
+@pytest.mark.parametrize("option", [{"mu": 0.5}, {"callback": print}, {"tol": 1e-3},
+                                    {"update_R": False}])
+def test_steering_options_are_for_one_problem(option):
+    rng = np.random.default_rng(9)
+    x, v = _problem(rng, (2,), 4, 6, 2, 2, np.complex128)
+    with pytest.raises(ValueError, match=f"{next(iter(option))} apply to one problem"):
+        norbert.wiener(v, x, **option)
+    with pytest.raises(ValueError, match="not to a batch"):
+        norbert.expectation_maximization(norbert.softmask(v, x), x, **option)
+    # verbose keeps 0.2.1's lines and no per-iteration records
+    norbert.expectation_maximization(norbert.softmask(v, x), x, verbose=1)

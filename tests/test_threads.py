@@ -58,6 +58,23 @@ def test_expectation_maximization_same_bits_for_any_workers(rng, dtype, nb_chann
     )
 
 
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+@pytest.mark.parametrize("mu", [1.0, 0.5])
+def test_watched_em_same_bits_and_records_for_any_workers(rng, nb_channels, mu):
+    # the monitor sums are per bin, frames in order, then bins in order: no thread count
+    # reaches them (and passes with a monitor still share the work)
+    v, x = _problem(rng, nb_channels, np.complex128)
+    runs = []
+    for w in WORKERS:
+        records = []
+        regions = pass_info()[1]
+        y = norbert.wiener(v, x, iterations=3, mu=mu, callback=records.append, workers=w,
+                           frames_per_block=5)
+        assert (pass_info()[1] > regions) == (w > 1)
+        runs.append((y, np.array([[r.log_likelihood, r.consistency] for r in records])))
+    _assert_all_equal(runs)
+
+
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("logit", [None, 0.4])
 def test_softmask_same_bits_for_any_workers(rng, dtype, logit):

@@ -27,6 +27,8 @@ def apply_estimate(
     block_frames: int = 0,  # Py_ssize_t  frames per work item (0: a default)
     max_lead: int = 0,  # Py_ssize_t      blocks threads may drift apart (0: no bound)
     split: bool = False,  # bint          y_out's points as (C, 2, J) reals (open-unmix)
+    mu: float = 1.0,  # double             MODEL: != 1 takes the SDW filter
+    monitor: _Double | None = None,  # double[:, ::1]  INOUT (3, E * bins) sums, or None
 ) -> int: ...
 def mix_model(
     v: _Real,  # const floating[:, :, ::1]            (frames, bins, J)

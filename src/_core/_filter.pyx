@@ -31,6 +31,10 @@ from norbert._core._stereo cimport (
     load_x, store_y, rows_in, prefetch, prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
+from norbert._core._steer cimport (
+    steer_t, steer_for, steer_weighted, fill_steer, sdw_point, monitor_point,
+    monitor_stereo_rows,
+)
 
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
@@ -88,7 +92,7 @@ cdef int _stereo_filter_chunk(
     Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, :, ::1] x, const floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double sqrt_eps, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work, bint split,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer, bint split,
 ) noexcept nogil:
     """The MODEL filter for two channels, tile by tile (see _stats._stereo_stats_chunk).
 
@@ -125,6 +129,8 @@ cdef int _stereo_filter_chunk(
             load_x(ops, n, &x[t, g0, 0], scale, X)
             Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
             bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+            if steer != NULL and steer.loglik != NULL:
+                monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
             ops.model_images(n, J, Pt, ps, Rs, S, Y)
             if split:
                 _store_split_tile(n, J, Y, out_scale, &y_out[t, g0, 0, 0])
@@ -175,7 +181,7 @@ cdef int _filter_chunk(
     const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope, double out_scale,
-    complex_t[:, :, :, ::1] y_out, double* work, bint split,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer, bint split,
 ) noexcept nogil:
     """The estimate at bins f0..f1 of the block's frames (split: see _store_point);
     returns a Status."""
@@ -191,9 +197,12 @@ cdef int _filter_chunk(
     cdef floating* Pg = <floating*>(work + psd_scratch(C, J))
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, bits = 0
-    if C == 2 and use_model:
+    # the SDW filter (mu != 1) solves per source: the per-point path below, for any C
+    cdef bint weighted = use_model and steer_weighted(steer)
+    cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
+    if C == 2 and use_model and not weighted:
         return worst_status(_stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale,
-                                                 y_out, work, split))
+                                                 y_out, work, steer, split))
     if C == 2 and mode == Estimate.SOFTMASK and logit < 0.0:
         return worst_status(_stereo_softmask_chunk(f0, f1, x, v, scale, eps, out_scale, y_out,
                                                    work, split))
@@ -208,10 +217,17 @@ cdef int _filter_chunk(
                         Pg[k] = Pp[k * Pjs]
                     Pp = Pg
                 Rp = &R[f, 0, 0, 0, 0]
-            st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
-                                sqrt_eps, logit, slope, y, work + 2 * C * J)
+            if weighted:
+                st = sdw_point(C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, steer.mu, y,
+                               work + 2 * C * J)
+            else:
+                st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
+                                    sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
+            elif watched:
+                monitor_point(steer, f, C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, y,
+                              work + 2 * C * J)
             _store_point(C, J, y, out_scale, split, &y_out[t, f, 0, 0])
     return worst_status(bits)
 
@@ -228,7 +244,7 @@ cdef int filter_kernel(
     int n_threads,
 ) noexcept nogil:
     return filter_pass(mode, x, v, P, R, &scale, &out_scale, 1, eps, logit, slope, y_out,
-                       work, n_threads, 0, 0, False)
+                       work, n_threads, 0, 0, False, NULL)
 
 
 cdef int filter_pass(
@@ -247,6 +263,7 @@ cdef int filter_pass(
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
     bint split,                              # y_out in the split layout (see _store_point)
+    const steer_t* steer=NULL,               # MODEL: mu and monitor sums (NULL: none)
 ) noexcept nogil:
     """filter_kernel over E problems of T frames in one parallel region (see _schedule.h)."""
     cdef Py_ssize_t E = n_elements, F = y_out.shape[1], C = y_out.shape[2]
@@ -254,6 +271,8 @@ cdef int filter_pass(
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     cdef schedule s
+    cdef steer_t local
+    cdef const steer_t* sp
     if E < 1 or E > MAX_RANGES or y_out.shape[0] % E != 0:
         return Status.BAD_SHAPE
     T = y_out.shape[0] // E
@@ -281,13 +300,14 @@ cdef int filter_pass(
     nt = pass_threads(E * T, F, n_threads, work.shape[0])
     if nt == 1:
         for e in range(E):
+            sp = steer_for(steer, &local, e * F)
             for b in range(nblk):
                 t0 = e * T + b * block_frames
                 t1 = e * T + T if b * block_frames + block_frames > T else t0 + block_frames
                 flags |= 1 << _filter_chunk(
                     mode, 0, F, x[t0:t1], v[t0:t1], P[t0:t1], R[e * F:e * F + F],
                     scales[e], eps, sqrt_eps, logit, slope, out_scales[e], y_out[t0:t1],
-                    &work[0, 0], split)
+                    &work[0, 0], sp, split)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass; every TF point is computed the same way whichever thread
@@ -298,7 +318,7 @@ cdef int filter_pass(
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
         flags |= _filter_worker(&s, block_frames, width, per_element, T, mode, x, v, P, R,
                                 scales, out_scales, eps, sqrt_eps, logit, slope, y_out,
-                                &work[threadid(), 0], split)
+                                &work[threadid(), 0], steer, split)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
@@ -311,17 +331,19 @@ cdef int _filter_worker(
     const floating[:, :, :] P, const double[:, :, :, :, ::1] R,
     const double* scales, const double* out_scales,
     double eps, double sqrt_eps, double logit, double slope,
-    complex_t[:, :, :, ::1] y_out, double* work, bint split,
+    complex_t[:, :, :, ::1] y_out, double* work, const steer_t* steer, bint split,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
     cdef Py_ssize_t k = 0, e = 0, t0, t1, f0, f1, F = y_out.shape[1]
     cdef int flags = 0
     cdef bint joined = False
+    cdef steer_t local                       # steer with element e's bins of the sums
     while next_item(s, block_frames, width, per_element, T, F, &joined, &k, &e, &t0, &t1,
                     &f0, &f1):
         flags |= 1 << _filter_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], P[t0:t1],
                                     R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit,
-                                    slope, out_scales[e], y_out[t0:t1], work, split)
+                                    slope, out_scales[e], y_out[t0:t1], work,
+                                    steer_for(steer, &local, e * F), split)
         schedule_done(s, k)
     return flags
 
@@ -333,22 +355,31 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
                    scale, double eps, double logit, double slope, out_scale,
                    complex_t[:, :, :, ::1] y_out not None,
                    double[:, ::1] work not None, int n_threads,
-                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, bint split=False):
+                   Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, bint split=False,
+                   double mu=1.0, double[:, ::1] monitor=None):
     """Python entry of filter_pass; returns its Status.
 
     scale, out_scale: floats (one problem), or one per element of a batch of len(scale)
     problems. split: write y_out's points in the (C, 2, J) real layout (_store_point).
+    `mu` and `monitor` (MODEL passes only) as in _stats.accumulate.
     """
     cdef int status
     cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
     cdef const double[::1] out_scales = np.ascontiguousarray(
         out_scale, dtype=np.float64).reshape(-1)
+    cdef steer_t steer
+    cdef steer_t* sp = NULL
     if scales.shape[0] < 1 or out_scales.shape[0] != scales.shape[0]:
         return Status.BAD_SHAPE
+    status = fill_steer(&steer, mu, monitor, y_out.shape[1] * scales.shape[0])
+    if status != Status.OK:
+        return status
+    if steer.mu != 1.0 or steer.loglik != NULL:
+        sp = &steer
     with nogil:
         status = filter_pass(mode, x, v, P, R, &scales[0], &out_scales[0], scales.shape[0],
                              eps, logit, slope, y_out, work, n_threads, block_frames,
-                             max_lead, split)
+                             max_lead, split, sp)
     return status
 
 

@@ -29,6 +29,8 @@ def accumulate(
     n_threads: int,  # int
     block_frames: int = 0,  # Py_ssize_t  frames per work item (0: a default)
     max_lead: int = 0,  # Py_ssize_t      blocks threads may drift apart (0: no bound)
+    mu: float = 1.0,  # double             MODEL: != 1 takes the SDW filter
+    monitor: _Double | None = None,  # double[:, ::1]  INOUT (3, bins) sums, or None
 ) -> int: ...
 def finalize_covariance(
     Rnum: _Double,  # const double[:, :, :, :, ::1]   (bins, J, C, C, 2)

@@ -37,6 +37,10 @@ from norbert._core._stereo cimport (
     prefetch_psd, psd_rows,
 )
 from norbert._core._filter cimport estimate_point
+from norbert._core._steer cimport (
+    steer_t, steer_for, steer_weighted, fill_steer, sdw_point, monitor_point,
+    monitor_stereo_rows,
+)
 
 # bins per dynamically scheduled range: two stereo tiles
 cdef Py_ssize_t CHUNK_BINS = 128
@@ -71,6 +75,7 @@ cdef int _stereo_stats_chunk(
     const complex_t[:, :, :, ::1] y_in, floating[:, :, :] P,
     const double[:, :, :, :, ::1] R, double scale, double eps, double sqrt_eps,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+    const steer_t* steer,
 ) noexcept nogil:
     """_stats_chunk for two channels (MODEL, GIVEN, or SOFTMASK without logit), tile by tile.
 
@@ -130,6 +135,8 @@ cdef int _stereo_stats_chunk(
             if mode == Estimate.MODEL:
                 Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
                 bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
+                if steer != NULL and steer.loglik != NULL:
+                    monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
                 ops.model_stats(n, J, Pt, ps, Rs, S, Pout, Ws, Rns)
             else:
                 # (bins, Cv, J) -> Cv * J rows of bins
@@ -152,6 +159,7 @@ cdef int _stats_chunk(
     const double[:, :, :, :, ::1] R,
     double scale, double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+    const steer_t* steer,
 ) noexcept nogil:
     """The statistics of bins f0..f1 over the block's frames; returns a Status."""
     cdef Py_ssize_t t, f, j, C = x.shape[2], J = P.shape[2], Cv = v.shape[2]
@@ -170,9 +178,13 @@ cdef int _stats_chunk(
     cdef floating* Pst
     cdef Py_ssize_t Pjs = P.strides[2] // sizeof(floating)
     cdef int st, bits = 0
-    if C == 2 and (use_model or use_y or (mode == Estimate.SOFTMASK and logit < 0.0)):
+    # the SDW filter (mu != 1) solves per source: the per-point path below, for any C
+    cdef bint weighted = use_model and steer_weighted(steer)
+    cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
+    if C == 2 and not weighted and (use_model or use_y
+                                    or (mode == Estimate.SOFTMASK and logit < 0.0)):
         return worst_status(_stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps,
-                                                sqrt_eps, Rnum, weight, work))
+                                                sqrt_eps, Rnum, weight, work, steer))
     for t in range(P.shape[0]):
         for f in range(f0, f1):
             if use_v:
@@ -188,10 +200,18 @@ cdef int _stats_chunk(
                 if use_model:
                     for j in range(J):
                         Pg[j] = Pst[j * Pjs]
-            st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
-                                sqrt_eps, logit, slope, y, work + 2 * C * J)
+            if weighted:
+                st = sdw_point(C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, steer.mu, y,
+                               work + 2 * C * J)
+            else:
+                st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
+                                    sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
+            elif watched:
+                # before point_stats below replaces the PSDs this filter used
+                monitor_point(steer, f, C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, y,
+                              work + 2 * C * J)
             wf = &weight[f, 0]
             Rn = &Rnum[f, 0, 0, 0, 0]
             if C == 2:
@@ -237,6 +257,7 @@ cdef int stats_pass(
     int n_threads,
     Py_ssize_t block_frames,                 # frames per work item (<= 0: a default)
     Py_ssize_t max_lead,                     # see _schedule.h (0: no bound)
+    const steer_t* steer=NULL,               # MODEL: mu and monitor sums (NULL: none)
 ) noexcept nogil:
     """stats_kernel over E problems of T frames in one parallel region (see _schedule.h).
 
@@ -248,6 +269,8 @@ cdef int stats_pass(
     cdef int flags = 0
     cdef double sqrt_eps = sqrt(eps)
     cdef schedule s
+    cdef steer_t local
+    cdef const steer_t* sp
     if E < 1 or E > MAX_RANGES or P.shape[0] % E != 0:
         return Status.BAD_SHAPE
     T = P.shape[0] // E
@@ -281,13 +304,14 @@ cdef int stats_pass(
     if nt == 1:
         # block by block: a block's rows stay in the caches across its tiles
         for e in range(E):
+            sp = steer_for(steer, &local, e * F)
             for b in range(nblk):
                 t0 = e * T + b * block_frames
                 t1 = e * T + T if b * block_frames + block_frames > T else t0 + block_frames
                 flags |= 1 << _stats_chunk(
                     mode, 0, F, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
                     R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit, slope,
-                    Rnum[e * F:e * F + F], weight[e * F:e * F + F], &work[0, 0])
+                    Rnum[e * F:e * F + F], weight[e * F:e * F + F], &work[0, 0], sp)
         note_pass(1, False)
         return worst_status(flags)
     # One region for the pass: every bin's frames are summed in order by whichever thread
@@ -298,7 +322,7 @@ cdef int stats_pass(
     for _w in prange(nt, schedule="static", chunksize=1, num_threads=nt):
         flags |= _stats_worker(&s, block_frames, width, per_element, T, mode, x, v, y_in, P,
                                R, scales, eps, sqrt_eps, logit, slope, Rnum, weight,
-                               &work[threadid(), 0])
+                               &work[threadid(), 0], steer)
     note_pass(s.threads_used, True)
     schedule_free(&s)
     return worst_status(flags)
@@ -312,16 +336,19 @@ cdef int _stats_worker(
     const double[:, :, :, :, ::1] R, const double* scales,
     double eps, double sqrt_eps, double logit, double slope,
     double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+    const steer_t* steer,
 ) noexcept nogil:
     """One thread's share of a pass: items until none is left; returns 1 << status flags."""
     cdef Py_ssize_t k = 0, e = 0, t0, t1, f0, f1, F = x.shape[1]
     cdef int flags = 0
     cdef bint joined = False
+    cdef steer_t local                       # steer with element e's bins of the sums
     while next_item(s, block_frames, width, per_element, T, F, &joined, &k, &e, &t0, &t1,
                     &f0, &f1):
         flags |= 1 << _stats_chunk(mode, f0, f1, x[t0:t1], v[t0:t1], y_in[t0:t1], P[t0:t1],
                                    R[e * F:e * F + F], scales[e], eps, sqrt_eps, logit, slope,
-                                   Rnum[e * F:e * F + F], weight[e * F:e * F + F], work)
+                                   Rnum[e * F:e * F + F], weight[e * F:e * F + F], work,
+                                   steer_for(steer, &local, e * F))
         schedule_done(s, k)
     return flags
 
@@ -334,18 +361,29 @@ def accumulate(int mode, const complex_t[:, :, ::1] x not None,
                scale, double eps, double logit, double slope,
                double[:, :, :, :, ::1] Rnum not None, double[:, ::1] weight not None,
                double[:, ::1] work not None, int n_threads,
-               Py_ssize_t block_frames=0, Py_ssize_t max_lead=0):
+               Py_ssize_t block_frames=0, Py_ssize_t max_lead=0, double mu=1.0,
+               double[:, ::1] monitor=None):
     """Python entry of stats_pass; returns its Status.
 
     scale: a float (one problem), or one per element of a batch of len(scale) problems.
+    MODEL passes only: `mu` != 1 takes the SDW filter; `monitor` (3, bins of every
+    element) doubles, when given, receives the per-bin sums of log det Cxx + x^H Cxx^-1 x,
+    ||x - sum_j y_j||^2 and ||x||^2 over the frames (added to what it holds).
     """
     cdef int status
     cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+    cdef steer_t steer
+    cdef steer_t* sp = NULL
     if scales.shape[0] < 1:
         return Status.BAD_SHAPE
+    status = fill_steer(&steer, mu, monitor, P.shape[1] * scales.shape[0])
+    if status != Status.OK:
+        return status
+    if steer.mu != 1.0 or steer.loglik != NULL:
+        sp = &steer
     with nogil:
         status = stats_pass(mode, x, v, y_in, P, R, &scales[0], scales.shape[0], eps, logit,
-                            slope, Rnum, weight, work, n_threads, block_frames, max_lead)
+                            slope, Rnum, weight, work, n_threads, block_frames, max_lead, sp)
     return status
 
 

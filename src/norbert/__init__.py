@@ -11,6 +11,7 @@ from pathlib import Path
 from norbert import _filtering, contrib
 from norbert._core import openmp_enabled
 from norbert._online import OnlineWiener
+from norbert._steer import EMRecord
 from norbert._torch import accepts_tensors
 from norbert._validation import ParameterError, resolve_workers
 
@@ -35,6 +36,7 @@ from norbert.contrib import (  # noqa: E402 (the wrapped functions)
 __version__ = "0.3.0"
 
 __all__ = [
+    "EMRecord",
     "OnlineWiener",
     "ParameterError",
     "apply_filter",

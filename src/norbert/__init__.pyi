@@ -19,6 +19,7 @@ from norbert.contrib import smooth as smooth
 
 __version__: str
 __all__ = [
+    "EMRecord",
     "OnlineWiener",
     "ParameterError",
     "apply_filter",
@@ -43,6 +44,14 @@ _Real = npt.NDArray[np.floating[Any]]
 _Progress = Callable[[int, int], object]
 
 class ParameterError(ValueError): ...
+
+class EMRecord:
+    iteration: int
+    log_likelihood: float
+    consistency: float
+    def __init__(self, iteration: int, log_likelihood: float, consistency: float) -> None: ...
+
+_Callback = Callable[[EMRecord], object]
 
 class OnlineWiener:
     nb_bins: int
@@ -87,6 +96,11 @@ def expectation_maximization(
     out: _Complex | None = None,
     progress: _Progress | None = None,
     frames_per_block: int | None = None,
+    R: npt.ArrayLike | None = None,
+    update_R: bool = True,
+    mu: float = 1.0,
+    callback: _Callback | None = None,
+    tol: float | None = None,
 ) -> tuple[_Complex, _Real, _Complex]: ...
 def wiener(
     v: npt.ArrayLike,
@@ -99,6 +113,12 @@ def wiener(
     out: _Complex | None = None,
     progress: _Progress | None = None,
     frames_per_block: int | None = None,
+    R: npt.ArrayLike | None = None,
+    update_R: bool = True,
+    mu: float = 1.0,
+    callback: _Callback | None = None,
+    tol: float | None = None,
+    verbose: int = 0,
 ) -> _Complex: ...
 def softmask(
     v: npt.ArrayLike,

@@ -171,6 +171,12 @@ class EMState:
         self._no_y = np.empty((0, 0, 0, 0), self.cdtype)
         self.progress = _Progress(progress, total_passes * E * T)
 
+    # the run's _steer.Steering (given R, mu, the monitor sums), set by run_em; None: none
+    steer = None
+
+    def _steer_args(self, mode):
+        return {} if self.steer is None else self.steer.kernel_args(mode)
+
     # -- passes ------------------------------------------------------------------------
     def _segments(self, *inputs):
         """(e0, e1, t0, t1): the kernel calls of one pass, elements e0..e1, frames t0..t1.
@@ -230,6 +236,7 @@ class EMState:
             status = _stats.accumulate(
                 mode, xb, vb, yb, self.P[g0:g1], R, scales[e0:e1], self.eps, logit, SLOPE,
                 self.Rnum[bins], self.weight[bins], self.work, self.n_threads, self.fpb,
+                **self._steer_args(mode),
             )
             self._check(status, func, v, y)
             self.progress.advance(g1 - g0)
@@ -282,6 +289,7 @@ class EMState:
                 status = _filter.apply_estimate(
                     mode, xb, vb, Pb, R, scales[e0:e1], self.eps, logit, SLOPE,
                     out_scales[e0:e1], yb, self.work, self.n_threads, self.fpb, bound, split,
+                    **self._steer_args(mode),
                 )
                 self._check(status, func, v, None)
                 if not direct:
@@ -390,29 +398,42 @@ def mixture_scales(x, cdtype, n_threads=1):
 
 def run_em(x, cdtype, iterations, eps, n_threads, frames_per_block, out, init_mode,
            v=None, y=None, scale=1.0, logit=-1.0, progress=None, func="wiener", P=None,
-           split=False):
+           split=False, steer=None):
     """iterations >= 1 EM rounds from an initial estimate; writes y into out.
 
     The initial estimate is `init_mode` (GIVEN: y; SOFTMASK/PHASE: from v and x), computed
     on x * scale (a float, or one per element of a batch: see mixture_scales); the result
     is multiplied by 1 / scale. P: PSD storage (default: a new array; `psd_in_output(out)`
     when the caller does not need the PSDs and x is one problem); split: out's layout
-    (see EMState.filter).
+    (see EMState.filter). steer: the _steer.Steering of the call (one problem), or None.
+    With its tol, the EM ends after the iteration that follows the first one whose
+    log-likelihood barely moved: the statistics of that iteration's images are taken in
+    the pass that measures it, so the next filter is the cheapest last one.
 
     A complex64 run whose finite inputs overflow float32 on the way (the PSDs of an
     initial estimate far above the mixture: |v|^2 past 3.4e38) runs again in double, its
     output written block by block into `out`: finite inputs give finite sources. Its
-    progress then counts again from 0.
+    progress (and a steered run's records) then count again from the start.
     Returns the EMState (its P and R are the last parameter estimate, in double when the
     run fell back to it).
     """
     def em(cdtype, P):
         state = EMState(x, out.shape[-1], cdtype, eps, n_threads, frames_per_block,
                         progress=progress, total_passes=iterations + 1, P=P)
+        state.steer = steer
         state.statistics(init_mode, scale, v=v, y=y, logit=logit, func=func)
-        for _ in range(iterations - 1):
+        if steer is not None:
+            steer.start(state)
+        last = iterations
+        for k in range(1, iterations):
             state.statistics(Estimate.MODEL, scale, func=func)
+            if steer is not None and steer.iteration_done(state, k, scale):
+                last = k + 1
+                state.progress.total = (last + 1) * state.E * state.T
+                break
         state.filter(Estimate.MODEL, scale, out, out_scale=1.0 / scale, func=func, split=split)
+        if steer is not None:
+            steer.iteration_done(state, last, scale)
         return state
 
     try:
