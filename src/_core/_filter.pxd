@@ -4,7 +4,9 @@
 from cython cimport floating
 
 from norbert._core._common cimport complex_t, Status, Estimate
-from norbert._core._linalg cimport solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl
+from norbert._core._linalg cimport (
+    solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl, source_image,
+)
 from norbert._core._mask cimport softmask_point, phase_point
 
 
@@ -18,7 +20,7 @@ cdef inline int model_point(
     double* work,               # scratch, >= 2*C*C + 2*C doubles
 ) noexcept nogil:
     cdef Py_ssize_t c, d, j, CC2 = 2 * C * C
-    cdef double a, dd, br, bi, pj, sr, si, zr, zi
+    cdef double a, dd, br, bi, pj, sr, si
     cdef const double* Rj
     cdef double* A = work
     cdef double* z = work + CC2
@@ -65,18 +67,7 @@ cdef inline int model_point(
             return Status.NOT_FINITE
     # y_j = v_j R_j z
     for j in range(J):
-        pj = P[j]
-        Rj = R + CC2 * j
-        for c in range(C):
-            sr = 0.0
-            si = 0.0
-            for d in range(C):
-                zr = z[2 * d]
-                zi = z[2 * d + 1]
-                sr = sr + Rj[(c * C + d) * 2] * zr - Rj[(c * C + d) * 2 + 1] * zi
-                si = si + Rj[(c * C + d) * 2] * zi + Rj[(c * C + d) * 2 + 1] * zr
-            y[(c * J + j) * 2] = pj * sr
-            y[(c * J + j) * 2 + 1] = pj * si
+        source_image(C, J, j, P[j], R + CC2 * j, z, y)
     return Status.OK
 
 

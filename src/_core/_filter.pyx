@@ -30,9 +30,8 @@ from norbert._core._stereo cimport (
     STEREO_TILE, ROWS_X, ROWS_P, ROWS_V, ROWS_R, ROWS_S, stereo_ops_t, stereo_ops, tile_load,
     load_x, store_y, rows_in, prefetch, prefetch_psd, psd_rows,
 )
-from norbert._core._filter cimport estimate_point
 from norbert._core._steer cimport (
-    steer_t, steer_for, steer_weighted, fill_steer, sdw_point, monitor_point,
+    steer_t, steer_for, steer_weighted, fill_steer, steered_point, monitor_point,
     monitor_stereo_rows,
 )
 
@@ -217,12 +216,8 @@ cdef int _filter_chunk(
                         Pg[k] = Pp[k * Pjs]
                     Pp = Pg
                 Rp = &R[f, 0, 0, 0, 0]
-            if weighted:
-                st = sdw_point(C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, steer.mu, y,
-                               work + 2 * C * J)
-            else:
-                st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp, scale, eps,
-                                    sqrt_eps, logit, slope, y, work + 2 * C * J)
+            st = steered_point(weighted, steer, mode, C, Cv, J, &x[t, f, 0], vp, NULL, Pp, Rp,
+                               scale, eps, sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
             elif watched:

@@ -165,3 +165,22 @@ cdef inline int solve_hermitian_ldl(Py_ssize_t n, double* A, double* b) noexcept
 
 
 cdef int hermitian_solve(Py_ssize_t n, double* A, double* b) noexcept nogil
+
+
+# y_j = p_j R_j z for one source j: R_j (C, C, 2) row-major complex, z (C, 2), into the
+# (C, J, 2) images y. The last step of the Wiener filter (model_point) and of the
+# speech-distortion-weighted one (_steer.sdw_point), one source at a time.
+cdef inline void source_image(Py_ssize_t C, Py_ssize_t J, Py_ssize_t j, double pj,
+                              const double* Rj, const double* z, double* y) noexcept nogil:
+    cdef Py_ssize_t c, d
+    cdef double sr, si, zr, zi
+    for c in range(C):
+        sr = 0.0
+        si = 0.0
+        for d in range(C):
+            zr = z[2 * d]
+            zi = z[2 * d + 1]
+            sr = sr + Rj[(c * C + d) * 2] * zr - Rj[(c * C + d) * 2 + 1] * zi
+            si = si + Rj[(c * C + d) * 2] * zi + Rj[(c * C + d) * 2 + 1] * zr
+        y[(c * J + j) * 2] = pj * sr
+        y[(c * J + j) * 2 + 1] = pj * si

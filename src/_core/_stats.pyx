@@ -36,9 +36,8 @@ from norbert._core._stereo cimport (
     stereo_ops, tile_load, tile_store, load_x, load_y, rows_in, rows_out, prefetch,
     prefetch_psd, psd_rows,
 )
-from norbert._core._filter cimport estimate_point
 from norbert._core._steer cimport (
-    steer_t, steer_for, steer_weighted, fill_steer, sdw_point, monitor_point,
+    steer_t, steer_for, steer_weighted, fill_steer, steered_point, monitor_point,
     monitor_stereo_rows,
 )
 
@@ -200,12 +199,8 @@ cdef int _stats_chunk(
                 if use_model:
                     for j in range(J):
                         Pg[j] = Pst[j * Pjs]
-            if weighted:
-                st = sdw_point(C, J, Pp, Rp, &x[t, f, 0], scale, sqrt_eps, eps, steer.mu, y,
-                               work + 2 * C * J)
-            else:
-                st = estimate_point(mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp, scale, eps,
-                                    sqrt_eps, logit, slope, y, work + 2 * C * J)
+            st = steered_point(weighted, steer, mode, C, Cv, J, &x[t, f, 0], vp, yp, Pp, Rp,
+                               scale, eps, sqrt_eps, logit, slope, y, work + 2 * C * J)
             if st != Status.OK:
                 bits |= 1 << st
             elif watched:

@@ -13,8 +13,9 @@ from cython cimport floating
 from libc.math cimport log
 
 from norbert._core._common cimport complex_t, Status
+from norbert._core._filter cimport estimate_point
 from norbert._core._linalg cimport (
-    PIVOT_TOL, solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl,
+    PIVOT_TOL, solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl, source_image,
 )
 
 
@@ -77,8 +78,7 @@ cdef inline int sdw_point(
     where source j dominates and mu is large).
     """
     cdef Py_ssize_t c, d, j, k, CC2 = 2 * C * C, e
-    cdef double orr, oi, sr, si, pj, zr, zi, reg = sqrt_eps + (eps if C == 1 else 0.0)
-    cdef const double* Rj
+    cdef double orr, oi, reg = sqrt_eps + (eps if C == 1 else 0.0)
     cdef double* A = work
     cdef double* z = work + CC2
     cdef int st
@@ -109,19 +109,22 @@ cdef inline int sdw_point(
         for c in range(2 * C):
             if z[c] - z[c] != 0.0:
                 return Status.NOT_FINITE
-        pj = P[j]
-        Rj = R + CC2 * j
-        for c in range(C):
-            sr = 0.0
-            si = 0.0
-            for d in range(C):
-                zr = z[2 * d]
-                zi = z[2 * d + 1]
-                sr = sr + Rj[(c * C + d) * 2] * zr - Rj[(c * C + d) * 2 + 1] * zi
-                si = si + Rj[(c * C + d) * 2] * zi + Rj[(c * C + d) * 2 + 1] * zr
-            y[(c * J + j) * 2] = pj * sr
-            y[(c * J + j) * 2 + 1] = pj * si
+        source_image(C, J, j, P[j], R + CC2 * j, z, y)
     return Status.OK
+
+
+cdef inline int steered_point(
+    bint weighted, const steer_t* steer, int mode, Py_ssize_t C, Py_ssize_t Cv,
+    Py_ssize_t J, const complex_t* x, const floating* v, const complex_t* y_in,
+    const floating* P, const double* R, double scale, double eps, double sqrt_eps,
+    double logit, double slope, double* y, double* work,
+) noexcept nogil:
+    """The estimate of one TF point (estimate_point), or, when `weighted` (a MODEL pass
+    with mu != 1), the SDW filter's: the one dispatch of the statistics and filter passes."""
+    if weighted:
+        return sdw_point(C, J, P, R, x, scale, sqrt_eps, eps, steer.mu, y, work)
+    return estimate_point(mode, C, Cv, J, x, v, y_in, P, R, scale, eps, sqrt_eps, logit, slope,
+                          y, work)
 
 
 cdef inline double _logdet_2x2(double a, double d, double br, double bi) noexcept nogil:
