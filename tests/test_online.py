@@ -94,6 +94,20 @@ def test_matches_reference_recursion(rng, nb_channels, lookahead, use_softmask, 
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.complex128, 1e-10), (np.complex64, 1e-4)])
+@pytest.mark.parametrize("nb_channels", [1, 2, 3, 4, 5, 6])
+def test_kernels_match_reference_for_each_channel_count(rng, nb_channels, dtype, rtol):
+    # bins past three tiles and a partial one: from 3 channels a thread runs tiles of
+    # _online.TILE_BINS bins (_online_tile.h), whose padded lanes must stay out of the result
+    T, F, J = 12, 3 * _online.TILE_BINS + 5, 3
+    v, x = _problem(rng, T, F, nb_channels, J, Cv=nb_channels, dtype=dtype, peak=40.0)
+    stream = OnlineWiener(F, nb_channels, J, lookahead=2, forget=0.8, dtype=dtype)
+    y = _run(stream, v, x, [1, 4])
+    assert y.dtype == dtype
+    expected = reference.online_wiener(v, x, lookahead=2, forget=0.8)
+    np.testing.assert_allclose(y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("lookahead", [0, 3])
 def test_float32_close_to_float64_reference(rng, lookahead):
     T, F, C, J = 30, 17, 2, 4
@@ -283,8 +297,10 @@ def test_one_frame_runs_on_one_thread_without_a_parallel_region(rng):
     assert pass_info()[1] == regions
 
 
-def test_large_blocks_use_threads_with_the_same_bits(rng):
-    T, F, C, J = 40, 300, 2, 4
+@pytest.mark.parametrize("C", [2, 6])
+def test_large_blocks_use_threads_with_the_same_bits(rng, C):
+    # 300 bins split in two is not a whole number of tiles: lanes must not matter
+    T, F, J = 40, 300, 4
     assert T * F * C * J >= _online.parallel_threshold()
     v, x = _problem(rng, T, F, C, J)
     one = _run(OnlineWiener(F, C, J, lookahead=2, workers=1), v, x, [T])

@@ -34,8 +34,48 @@ from norbert._core._common cimport (
     complex_t, Status, Estimate, n_chunks, worst_status, note_pass,
 )
 from norbert._core._filter cimport estimate_point, model_point
-from norbert._core._online cimport online_work_size
+# the tile kernels use _linalg's pivot guard, which is C: its code must come before theirs
+from norbert._core._linalg cimport PIVOT_TOL  # no-cython-lint (used by the header)
+from norbert._core._mask cimport phase_point
 from norbert._core._stats cimport point_stats
+
+cdef extern from "_online_isa.h" nogil:
+    const Py_ssize_t TILE "NORBERT_ONLINE_TILE"
+    ctypedef struct tile_t "norbert_online_tile":
+        double* X
+        double* V
+        double* Y
+        double* P
+        double* W
+        double* Rs
+        double* F
+        double* Xf
+        double* Pf
+        double* den
+        double* M
+    Py_ssize_t tile_rows "norbert_online_tile_rows"(Py_ssize_t C, Py_ssize_t Cv, Py_ssize_t J,
+                                                    Py_ssize_t* rows)
+    void tile_at "norbert_online_tile_at"(Py_ssize_t C, Py_ssize_t Cv, Py_ssize_t J,
+                                          double* base, tile_t* t)
+    # the tile kernels of one instruction set (see _online_tile.h)
+    ctypedef struct online_ops_t "norbert_online_ops":
+        const char* isa
+        void (*softmask)(Py_ssize_t C, Py_ssize_t Cv, Py_ssize_t J, const double* X,
+                         const double* V, double eps, double* den, double* M,
+                         double* Y) noexcept nogil
+        void (*stats)(Py_ssize_t C, Py_ssize_t J, const double* Y, double forget, double* P,
+                      double* W, double* Rs) noexcept nogil
+        int (*filter)(Py_ssize_t C, Py_ssize_t J, const double* X, const double* P,
+                      const double* Rs, const double* W, double eps, double sqrt_eps,
+                      double* work, double* Y) noexcept nogil
+    const online_ops_t* online_pick "norbert_online_pick"()
+
+# the best instruction set the CPU has (or the one NORBERT_ISA caps it to), picked once
+cdef const online_ops_t* _ops = online_pick()
+
+# From this many channels a thread runs the bins of a range tile by tile (_online_tile.h);
+# one and two channels have closed-form solves, as cheap per point as a tile's lane.
+cdef Py_ssize_t TILE_CHANNELS = 3
 
 # A call with fewer points x channels x sources than this runs on one thread: waking a thread
 # team costs more than it saves (see benchmarks/bench_online.py).
@@ -100,26 +140,20 @@ cdef inline int _filter_point(
     return st
 
 
-cdef int _check_frames(const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v) noexcept nogil:
+cdef int _check_values(const complex_t* x, Py_ssize_t nx, const floating* v,
+                       Py_ssize_t nv) noexcept nogil:
     """NaN, inf or negative v anywhere in a block, found before the state is touched."""
-    cdef Py_ssize_t k, nx = x.shape[0] * x.shape[1] * x.shape[2]
-    cdef Py_ssize_t nv = v.shape[0] * v.shape[1] * v.shape[2] * v.shape[3]
-    cdef const complex_t* xp
-    cdef const floating* vp
+    cdef Py_ssize_t k
     cdef double re, im, vk
-    if nx > 0:
-        xp = &x[0, 0, 0]
-        for k in range(nx):
-            re = xp[k].real
-            im = xp[k].imag
-            if re - re != 0.0 or im - im != 0.0:
-                return Status.NOT_FINITE
-    if nv > 0:
-        vp = &v[0, 0, 0, 0]
-        for k in range(nv):
-            vk = vp[k]
-            if not (vk >= 0.0 and vk < INFINITY):
-                return Status.NEGATIVE if vk < 0.0 else Status.NOT_FINITE
+    for k in range(nx):
+        re = x[k].real
+        im = x[k].imag
+        if re - re != 0.0 or im - im != 0.0:
+            return Status.NOT_FINITE
+    for k in range(nv):
+        vk = v[k]
+        if not (vk >= 0.0 and vk < INFINITY):
+            return Status.NEGATIVE if vk < 0.0 else Status.NOT_FINITE
     return Status.OK
 
 
@@ -203,6 +237,270 @@ cdef int _filter_bins(
     return flags
 
 
+cdef Py_ssize_t online_work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
+    """Doubles of per-thread scratch the online kernels need for C channels and J sources.
+
+    Not inline, as _common.work_size: an extension built against an older norbert asks the
+    installed one, so a changed scratch layout cannot turn into SMALL_WORK.
+    """
+    # per point: R of one bin (J C C 2), y (C J 2), the solve's matrix and right-hand side
+    cdef Py_ssize_t point = 2 * J * C * C + 2 * C * J + 2 * C * C + 2 * C + 8
+    if C < TILE_CHANNELS:
+        return point
+    # a tile, sized for spectrograms with a channel axis (Cv = C)
+    return tile_rows(C, C, J, NULL) * TILE + 8
+
+
+# bins per tile, for tests that size problems past it
+TILE_BINS = TILE
+
+
+def isa():
+    """The instruction set of the tile kernels this process runs ("base", "avx2", "avx512")."""
+    return _ops.isa.decode()
+
+
+cdef inline void _rows_in_x(const complex_t* x, Py_ssize_t n, Py_ssize_t C, double scale,
+                            double* X) noexcept nogil:
+    """n bins of x (bins, C) into rows (C, 2) of a tile, times scale; lanes past n zeroed."""
+    cdef Py_ssize_t c, i
+    for c in range(C):
+        for i in range(n):
+            X[2 * c * TILE + i] = x[i * C + c].real * scale
+            X[(2 * c + 1) * TILE + i] = x[i * C + c].imag * scale
+        for i in range(n, TILE):
+            X[2 * c * TILE + i] = 0.0
+            X[(2 * c + 1) * TILE + i] = 0.0
+
+
+cdef inline void _rows_in(const floating* a, Py_ssize_t n, Py_ssize_t K,
+                          double* D) noexcept nogil:
+    """n bins of a (bins, K) into rows (K,) of a tile; lanes past n zeroed."""
+    cdef Py_ssize_t k, i
+    for k in range(K):
+        for i in range(n):
+            D[k * TILE + i] = a[i * K + k]
+        for i in range(n, TILE):
+            D[k * TILE + i] = 0.0
+
+
+cdef inline void _rows_out(const double* D, Py_ssize_t n, Py_ssize_t K,
+                           floating* a) noexcept nogil:
+    """Rows (K,) of a tile out to n bins of a (bins, K), in a's precision."""
+    cdef Py_ssize_t k, i
+    for i in range(n):
+        for k in range(K):
+            a[i * K + k] = <floating>D[k * TILE + i]
+
+
+cdef inline void _state_in(const double* Rn, const double* wf, Py_ssize_t n, Py_ssize_t C,
+                           Py_ssize_t J, double* Rs, double* W) noexcept nogil:
+    """The sums of n bins (Rnum's upper triangles, weight) into a tile; lanes past n zeroed."""
+    cdef Py_ssize_t i, j, c, d, k, r, NP = C * (C + 1) // 2
+    cdef const double* Rf
+    for i in range(TILE):
+        if i < n:
+            Rf = Rn + i * J * C * C * 2
+            for j in range(J):
+                W[j * TILE + i] = wf[i * J + j]
+                k = 0
+                for c in range(C):
+                    for d in range(c, C):
+                        r = (j * NP + k) * 2
+                        Rs[r * TILE + i] = Rf[((j * C + c) * C + d) * 2]
+                        Rs[(r + 1) * TILE + i] = Rf[((j * C + c) * C + d) * 2 + 1]
+                        k = k + 1
+        else:
+            for j in range(J):
+                W[j * TILE + i] = 0.0
+            for r in range(2 * J * NP):
+                Rs[r * TILE + i] = 0.0
+
+
+cdef inline void _state_out(const double* Rs, const double* W, Py_ssize_t n, Py_ssize_t C,
+                            Py_ssize_t J, double* Rn, double* wf) noexcept nogil:
+    """A tile's sums back to n bins of Rnum (upper triangles) and weight."""
+    cdef Py_ssize_t i, j, c, d, k, r, NP = C * (C + 1) // 2
+    cdef double* Rf
+    for i in range(n):
+        Rf = Rn + i * J * C * C * 2
+        for j in range(J):
+            wf[i * J + j] = W[j * TILE + i]
+            k = 0
+            for c in range(C):
+                for d in range(c, C):
+                    r = (j * NP + k) * 2
+                    Rf[((j * C + c) * C + d) * 2] = Rs[r * TILE + i]
+                    Rf[((j * C + c) * C + d) * 2 + 1] = Rs[(r + 1) * TILE + i]
+                    k = k + 1
+
+
+cdef inline void _rows_out_y(const double* Y, Py_ssize_t n, Py_ssize_t C, Py_ssize_t J,
+                             double out_scale, complex_t* y) noexcept nogil:
+    """A tile's images (C, J, 2) out to n bins of y (bins, C, J), times out_scale."""
+    cdef Py_ssize_t i, k
+    for i in range(n):
+        for k in range(C * J):
+            y[i * C * J + k].real = Y[2 * k * TILE + i] * out_scale
+            y[i * C * J + k].imag = Y[(2 * k + 1) * TILE + i] * out_scale
+
+
+cdef inline void _estimate_tile(
+    int mode, Py_ssize_t n, Py_ssize_t C, Py_ssize_t Cv, Py_ssize_t J,
+    const complex_t* x, const floating* v, double scale, double eps, tile_t* s,
+) noexcept nogil:
+    """The initial estimate of n bins of a frame into s.Y, with x * scale in s.X.
+
+    The inputs were checked (_check_values): no status comes out.
+    """
+    cdef Py_ssize_t i, k
+    _rows_in_x(x, n, C, scale, s.X)
+    if mode == Estimate.SOFTMASK:
+        _rows_in(v, n, Cv * J, s.V)
+        _ops.softmask(C, Cv, J, s.X, s.V, eps, s.den, s.M, s.Y)
+        return
+    # the phase estimate needs hypot (no vector form): per bin, through s.F as scratch
+    for i in range(TILE):
+        if i < n:
+            phase_point(C, Cv, J, v + i * Cv * J, x + i * C, scale, s.F)
+            for k in range(2 * C * J):
+                s.Y[k * TILE + i] = s.F[k]
+        else:
+            for k in range(2 * C * J):
+                s.Y[k * TILE + i] = 0.0
+
+
+cdef int _process_tiles(
+    Py_ssize_t f0, Py_ssize_t f1, int mode,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    double scale, double eps, double sqrt_eps, double forget, double out_scale,
+    Py_ssize_t frames_in, Py_ssize_t frames_out,
+    complex_t[:, :, ::1] x_ring, floating[:, :, ::1] P_ring,
+    double[:, :, :, :, ::1] Rnum, double[:, ::1] weight,
+    complex_t[:, :, :, ::1] y_out, double* work,
+) noexcept nogil:
+    """_process_bins tile by tile: a tile's sums stay in its scratch for the whole block."""
+    cdef Py_ssize_t C = x.shape[2], Cv = v.shape[2], J = Rnum.shape[1]
+    cdef Py_ssize_t L1 = x_ring.shape[0], i, g0, n, c, t, s, slot, out_slot
+    cdef tile_t a
+    cdef int bits = 0
+    tile_at(C, Cv, J, work, &a)
+    g0 = f0
+    while g0 < f1:
+        n = f1 - g0 if f1 - g0 < TILE else TILE
+        _state_in(&Rnum[g0, 0, 0, 0, 0], &weight[g0, 0], n, C, J, a.Rs, a.W)
+        for i in range(x.shape[0]):
+            t = frames_in + i
+            slot = t % L1
+            s = t - (L1 - 1)             # the frame that frame t completes
+            out_slot = s % L1 if s >= 0 else 0
+            _estimate_tile(mode, n, C, Cv, J, &x[i, g0, 0], &v[i, g0, 0, 0], scale, eps, &a)
+            _ops.stats(C, J, a.Y, forget, a.P, a.W, a.Rs)
+            _rows_out(a.P, n, J, &P_ring[slot, g0, 0])
+            for c in range(n * C):
+                (&x_ring[slot, g0, 0])[c] = (&x[i, g0, 0])[c]
+            if s >= frames_out:
+                _rows_in_x(&x_ring[out_slot, g0, 0], n, C, scale, a.Xf)
+                _rows_in(&P_ring[out_slot, g0, 0], n, J, a.Pf)
+                if _ops.filter(C, J, a.Xf, a.Pf, a.Rs, a.W, eps, sqrt_eps, a.F, a.Y):
+                    bits |= 1 << Status.NOT_FINITE
+                _rows_out_y(a.Y, n, C, J, out_scale, &y_out[s - frames_out, g0, 0, 0])
+        _state_out(a.Rs, a.W, n, C, J, &Rnum[g0, 0, 0, 0, 0], &weight[g0, 0])
+        g0 += TILE
+    return bits
+
+
+cdef int _accumulate_tiles(
+    Py_ssize_t f0, Py_ssize_t f1, int mode,
+    const complex_t[:, ::1] x, const floating[:, :, ::1] v,
+    double scale, double eps, double forget,
+    floating[:, ::1] P_out, double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+) noexcept nogil:
+    """_accumulate_bins tile by tile."""
+    cdef Py_ssize_t C = x.shape[1], Cv = v.shape[1], J = Rnum.shape[1], g0, n
+    cdef tile_t a
+    tile_at(C, Cv, J, work, &a)
+    g0 = f0
+    while g0 < f1:
+        n = f1 - g0 if f1 - g0 < TILE else TILE
+        _state_in(&Rnum[g0, 0, 0, 0, 0], &weight[g0, 0], n, C, J, a.Rs, a.W)
+        _estimate_tile(mode, n, C, Cv, J, &x[g0, 0], &v[g0, 0, 0], scale, eps, &a)
+        _ops.stats(C, J, a.Y, forget, a.P, a.W, a.Rs)
+        _rows_out(a.P, n, J, &P_out[g0, 0])
+        _state_out(a.Rs, a.W, n, C, J, &Rnum[g0, 0, 0, 0, 0], &weight[g0, 0])
+        g0 += TILE
+    return 0
+
+
+cdef int _filter_tiles(
+    Py_ssize_t f0, Py_ssize_t f1,
+    const complex_t[:, ::1] x, const floating[:, ::1] P,
+    const double[:, :, :, :, ::1] Rnum, const double[:, ::1] weight,
+    double scale, double eps, double sqrt_eps, double out_scale,
+    complex_t[:, :, ::1] y_out, double* work,
+) noexcept nogil:
+    """_filter_bins tile by tile; returns status bits."""
+    cdef Py_ssize_t C = x.shape[1], J = Rnum.shape[1], g0, n
+    cdef tile_t a
+    cdef int bits = 0
+    tile_at(C, 1, J, work, &a)
+    g0 = f0
+    while g0 < f1:
+        n = f1 - g0 if f1 - g0 < TILE else TILE
+        _state_in(&Rnum[g0, 0, 0, 0, 0], &weight[g0, 0], n, C, J, a.Rs, a.W)
+        _rows_in_x(&x[g0, 0], n, C, scale, a.Xf)
+        _rows_in(&P[g0, 0], n, J, a.Pf)
+        if _ops.filter(C, J, a.Xf, a.Pf, a.Rs, a.W, eps, sqrt_eps, a.F, a.Y):
+            bits |= 1 << Status.NOT_FINITE
+        _rows_out_y(a.Y, n, C, J, out_scale, &y_out[g0, 0, 0])
+        g0 += TILE
+    return bits
+
+
+cdef int _process_range(
+    Py_ssize_t f0, Py_ssize_t f1, int mode,
+    const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v,
+    double scale, double eps, double sqrt_eps, double forget, double out_scale,
+    Py_ssize_t frames_in, Py_ssize_t frames_out,
+    complex_t[:, :, ::1] x_ring, floating[:, :, ::1] P_ring,
+    double[:, :, :, :, ::1] Rnum, double[:, ::1] weight,
+    complex_t[:, :, :, ::1] y_out, double* work,
+) noexcept nogil:
+    """Bins f0 .. f1 of a block: point by point for one or two channels, else tile by tile."""
+    if x.shape[2] >= TILE_CHANNELS:
+        return _process_tiles(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
+                              frames_in, frames_out, x_ring, P_ring, Rnum, weight, y_out, work)
+    return _process_bins(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
+                         frames_in, frames_out, x_ring, P_ring, Rnum, weight, y_out, work)
+
+
+cdef int _accumulate_range(
+    Py_ssize_t f0, Py_ssize_t f1, int mode,
+    const complex_t[:, ::1] x, const floating[:, :, ::1] v,
+    double scale, double eps, double sqrt_eps, double forget,
+    floating[:, ::1] P_out, double[:, :, :, :, ::1] Rnum, double[:, ::1] weight, double* work,
+) noexcept nogil:
+    if x.shape[1] >= TILE_CHANNELS:
+        return _accumulate_tiles(f0, f1, mode, x, v, scale, eps, forget, P_out, Rnum, weight,
+                                 work)
+    return _accumulate_bins(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget, P_out, Rnum,
+                            weight, work)
+
+
+cdef int _filter_range(
+    Py_ssize_t f0, Py_ssize_t f1,
+    const complex_t[:, ::1] x, const floating[:, ::1] P,
+    const double[:, :, :, :, ::1] Rnum, const double[:, ::1] weight,
+    double scale, double eps, double sqrt_eps, double out_scale,
+    complex_t[:, :, ::1] y_out, double* work,
+) noexcept nogil:
+    if x.shape[1] >= TILE_CHANNELS:
+        return _filter_tiles(f0, f1, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale,
+                             y_out, work)
+    return _filter_bins(f0, f1, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale, y_out,
+                        work)
+
+
 cdef int online_process_kernel(
     int mode,                                # Estimate.SOFTMASK or Estimate.PHASE
     const complex_t[:, :, ::1] x,            # IN    (n, F, C)      the next n frames
@@ -240,23 +538,23 @@ cdef int online_process_kernel(
     if work.shape[0] < 1 or work.shape[1] < online_work_size(C, J):
         return Status.SMALL_WORK
     # every input is checked before the state changes: a refused block leaves the stream as it was
-    st = _check_frames(x, v)
-    if st != Status.OK:
-        return st
     if n == 0 or F == 0:
         return Status.OK
+    st = _check_values(&x[0, 0, 0], n * F * C, &v[0, 0, 0, 0], n * F * v.shape[2] * J)
+    if st != Status.OK:
+        return st
     nt = _threads(n * F, F, C, J, n_threads, work.shape[0])
     if nt == 1:
-        flags = _process_bins(0, F, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
-                              frames_in, frames_out, x_ring, P_ring, Rnum, weight, y_out,
-                              &work[0, 0])
+        flags = _process_range(0, F, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
+                               frames_in, frames_out, x_ring, P_ring, Rnum, weight, y_out,
+                               &work[0, 0])
     else:
         for k in prange(nt, schedule="static", chunksize=1, num_threads=nt):
             f0 = k * F // nt
             f1 = (k + 1) * F // nt
-            flags |= _process_bins(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget,
-                                   out_scale, frames_in, frames_out, x_ring, P_ring, Rnum,
-                                   weight, y_out, &work[threadid(), 0])
+            flags |= _process_range(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget,
+                                    out_scale, frames_in, frames_out, x_ring, P_ring, Rnum,
+                                    weight, y_out, &work[threadid(), 0])
     note_pass(nt, nt > 1)
     return worst_status(flags)
 
@@ -275,7 +573,7 @@ cdef int online_accumulate_kernel(
     cdef Py_ssize_t F = x.shape[0], C = x.shape[1], J = Rnum.shape[1], Cv = v.shape[1]
     cdef Py_ssize_t k, f0, f1
     cdef double sqrt_eps = sqrt(eps)
-    cdef int nt, flags = 0
+    cdef int nt, flags = 0, st
     if mode != Estimate.SOFTMASK and mode != Estimate.PHASE:
         return Status.BAD_MODE
     if (v.shape[0] != F or v.shape[2] != J or (Cv != 1 and Cv != C)
@@ -287,16 +585,20 @@ cdef int online_accumulate_kernel(
         return Status.SMALL_WORK
     if F == 0:
         return Status.OK
+    # as online_process_kernel: a refused frame leaves the sums as they were
+    st = _check_values(&x[0, 0], F * C, &v[0, 0, 0], F * Cv * J)
+    if st != Status.OK:
+        return st
     nt = _threads(F, F, C, J, n_threads, work.shape[0])
     if nt == 1:
-        flags = _accumulate_bins(0, F, mode, x, v, scale, eps, sqrt_eps, forget, P_out, Rnum,
-                                 weight, &work[0, 0])
+        flags = _accumulate_range(0, F, mode, x, v, scale, eps, sqrt_eps, forget, P_out, Rnum,
+                                  weight, &work[0, 0])
     else:
         for k in prange(nt, schedule="static", chunksize=1, num_threads=nt):
             f0 = k * F // nt
             f1 = (k + 1) * F // nt
-            flags |= _accumulate_bins(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget, P_out,
-                                      Rnum, weight, &work[threadid(), 0])
+            flags |= _accumulate_range(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget,
+                                       P_out, Rnum, weight, &work[threadid(), 0])
     return worst_status(flags)
 
 
@@ -324,14 +626,14 @@ cdef int online_filter_kernel(
         return Status.OK
     nt = _threads(F, F, C, J, n_threads, work.shape[0])
     if nt == 1:
-        flags = _filter_bins(0, F, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale, y_out,
-                             &work[0, 0])
+        flags = _filter_range(0, F, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale, y_out,
+                              &work[0, 0])
     else:
         for k in prange(nt, schedule="static", chunksize=1, num_threads=nt):
             f0 = k * F // nt
             f1 = (k + 1) * F // nt
-            flags |= _filter_bins(f0, f1, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale,
-                                  y_out, &work[threadid(), 0])
+            flags |= _filter_range(f0, f1, x, P, Rnum, weight, scale, eps, sqrt_eps,
+                                   out_scale, y_out, &work[threadid(), 0])
     return worst_status(flags)
 
 
