@@ -376,36 +376,50 @@ cdef int _process_tiles(
     double scale, double eps, double sqrt_eps, double forget, double out_scale,
     Py_ssize_t frames_in, Py_ssize_t frames_out,
     complex_t[:, :, ::1] x_ring, floating[:, :, ::1] P_ring,
-    double[:, :, :, :, ::1] Rnum, double[:, ::1] weight,
+    double* Rn, double* wf,                  # the sums as Rnum (F, J, C, C, 2), weight (F, J)
+    double* Rt, double* Wt,                  # or tile by tile (NULL: Rn, wf), f0 % TILE = 0
     complex_t[:, :, :, ::1] y_out, double* work,
 ) noexcept nogil:
-    """_process_bins tile by tile: a tile's sums stay in its scratch for the whole block."""
-    cdef Py_ssize_t C = x.shape[2], Cv = v.shape[2], J = Rnum.shape[1]
+    """_process_bins tile by tile: a tile's sums stay in its scratch for the whole block.
+
+    Sums laid out tile by tile (Rt (tiles, J, NP, 2, TILE), Wt (tiles, J, TILE), as the
+    tile kernels read them) are used in place; otherwise they are copied in and out.
+    """
+    cdef Py_ssize_t C = x.shape[2], Cv = v.shape[2], J = v.shape[3], NP = C * (C + 1) // 2
     cdef Py_ssize_t L1 = x_ring.shape[0], i, g0, n, c, t, s, slot, out_slot
+    cdef double* Rs
+    cdef double* W
     cdef tile_t a
     cdef int bits = 0
     tile_at(C, Cv, J, work, &a)
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < TILE else TILE
-        _state_in(&Rnum[g0, 0, 0, 0, 0], &weight[g0, 0], n, C, J, a.Rs, a.W)
+        if Rt != NULL:
+            Rs = Rt + (g0 // TILE) * 2 * J * NP * TILE
+            W = Wt + (g0 // TILE) * J * TILE
+        else:
+            Rs = a.Rs
+            W = a.W
+            _state_in(Rn + g0 * J * C * C * 2, wf + g0 * J, n, C, J, Rs, W)
         for i in range(x.shape[0]):
             t = frames_in + i
             slot = t % L1
             s = t - (L1 - 1)             # the frame that frame t completes
             out_slot = s % L1 if s >= 0 else 0
             _estimate_tile(mode, n, C, Cv, J, &x[i, g0, 0], &v[i, g0, 0, 0], scale, eps, &a)
-            _ops.stats(C, J, a.Y, forget, a.P, a.W, a.Rs)
+            _ops.stats(C, J, a.Y, forget, a.P, W, Rs)
             _rows_out(a.P, n, J, &P_ring[slot, g0, 0])
             for c in range(n * C):
                 (&x_ring[slot, g0, 0])[c] = (&x[i, g0, 0])[c]
             if s >= frames_out:
                 _rows_in_x(&x_ring[out_slot, g0, 0], n, C, scale, a.Xf)
                 _rows_in(&P_ring[out_slot, g0, 0], n, J, a.Pf)
-                if _ops.filter(C, J, a.Xf, a.Pf, a.Rs, a.W, eps, sqrt_eps, a.F, a.Y):
+                if _ops.filter(C, J, a.Xf, a.Pf, Rs, W, eps, sqrt_eps, a.F, a.Y):
                     bits |= 1 << Status.NOT_FINITE
                 _rows_out_y(a.Y, n, C, J, out_scale, &y_out[s - frames_out, g0, 0, 0])
-        _state_out(a.Rs, a.W, n, C, J, &Rnum[g0, 0, 0, 0, 0], &weight[g0, 0])
+        if Rt == NULL:
+            _state_out(Rs, W, n, C, J, Rn + g0 * J * C * C * 2, wf + g0 * J)
         g0 += TILE
     return bits
 
@@ -435,22 +449,31 @@ cdef int _accumulate_tiles(
 cdef int _filter_tiles(
     Py_ssize_t f0, Py_ssize_t f1,
     const complex_t[:, ::1] x, const floating[:, ::1] P,
-    const double[:, :, :, :, ::1] Rnum, const double[:, ::1] weight,
+    const double* Rn, const double* wf,      # as _process_tiles
+    const double* Rt, const double* Wt,
     double scale, double eps, double sqrt_eps, double out_scale,
     complex_t[:, :, ::1] y_out, double* work,
 ) noexcept nogil:
     """_filter_bins tile by tile; returns status bits."""
-    cdef Py_ssize_t C = x.shape[1], J = Rnum.shape[1], g0, n
+    cdef Py_ssize_t C = x.shape[1], J = P.shape[1], NP = C * (C + 1) // 2, g0, n
+    cdef const double* Rs
+    cdef const double* W
     cdef tile_t a
     cdef int bits = 0
     tile_at(C, 1, J, work, &a)
     g0 = f0
     while g0 < f1:
         n = f1 - g0 if f1 - g0 < TILE else TILE
-        _state_in(&Rnum[g0, 0, 0, 0, 0], &weight[g0, 0], n, C, J, a.Rs, a.W)
+        if Rt != NULL:
+            Rs = Rt + (g0 // TILE) * 2 * J * NP * TILE
+            W = Wt + (g0 // TILE) * J * TILE
+        else:
+            _state_in(Rn + g0 * J * C * C * 2, wf + g0 * J, n, C, J, a.Rs, a.W)
+            Rs = a.Rs
+            W = a.W
         _rows_in_x(&x[g0, 0], n, C, scale, a.Xf)
         _rows_in(&P[g0, 0], n, J, a.Pf)
-        if _ops.filter(C, J, a.Xf, a.Pf, a.Rs, a.W, eps, sqrt_eps, a.F, a.Y):
+        if _ops.filter(C, J, a.Xf, a.Pf, Rs, W, eps, sqrt_eps, a.F, a.Y):
             bits |= 1 << Status.NOT_FINITE
         _rows_out_y(a.Y, n, C, J, out_scale, &y_out[g0, 0, 0])
         g0 += TILE
@@ -469,7 +492,8 @@ cdef int _process_range(
     """Bins f0 .. f1 of a block: point by point for one or two channels, else tile by tile."""
     if x.shape[2] >= TILE_CHANNELS:
         return _process_tiles(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
-                              frames_in, frames_out, x_ring, P_ring, Rnum, weight, y_out, work)
+                              frames_in, frames_out, x_ring, P_ring, &Rnum[0, 0, 0, 0, 0],
+                              &weight[0, 0], NULL, NULL, y_out, work)
     return _process_bins(f0, f1, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
                          frames_in, frames_out, x_ring, P_ring, Rnum, weight, y_out, work)
 
@@ -495,10 +519,40 @@ cdef int _filter_range(
     complex_t[:, :, ::1] y_out, double* work,
 ) noexcept nogil:
     if x.shape[1] >= TILE_CHANNELS:
-        return _filter_tiles(f0, f1, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale,
-                             y_out, work)
+        return _filter_tiles(f0, f1, x, P, &Rnum[0, 0, 0, 0, 0], &weight[0, 0], NULL, NULL,
+                             scale, eps, sqrt_eps, out_scale, y_out, work)
     return _filter_bins(f0, f1, x, P, Rnum, weight, scale, eps, sqrt_eps, out_scale, y_out,
                         work)
+
+
+cdef int _check_block(
+    int mode, const complex_t[:, :, ::1] x, const floating[:, :, :, ::1] v, Py_ssize_t J,
+    Py_ssize_t frames_in, Py_ssize_t frames_out,
+    complex_t[:, :, ::1] x_ring, floating[:, :, ::1] P_ring,
+    complex_t[:, :, :, ::1] y_out, double[:, ::1] work,
+) noexcept nogil:
+    """A block's shapes, scratch and values, all checked before the state changes."""
+    cdef Py_ssize_t n = x.shape[0], F = x.shape[1], C = x.shape[2]
+    cdef Py_ssize_t L = x_ring.shape[0] - 1, m
+    if mode != Estimate.SOFTMASK and mode != Estimate.PHASE:
+        return Status.BAD_MODE
+    m = frames_in + n - L - frames_out
+    if m < 0:
+        m = 0
+    if (L < 0 or v.shape[0] != n or v.shape[1] != F or v.shape[3] != J
+            or (v.shape[2] != 1 and v.shape[2] != C)
+            or x_ring.shape[1] != F or x_ring.shape[2] != C
+            or P_ring.shape[0] != L + 1 or P_ring.shape[1] != F or P_ring.shape[2] != J
+            or y_out.shape[0] != m or y_out.shape[1] != F or y_out.shape[2] != C
+            or y_out.shape[3] != J
+            or frames_out > frames_in or frames_in - frames_out > L or frames_out < 0):
+        return Status.BAD_SHAPE
+    if work.shape[0] < 1 or work.shape[1] < online_work_size(C, J):
+        return Status.SMALL_WORK
+    # a refused block leaves the stream as it was
+    if n == 0 or F == 0:
+        return Status.OK
+    return _check_values(&x[0, 0, 0], n * F * C, &v[0, 0, 0, 0], n * F * v.shape[2] * J)
 
 
 cdef int online_process_kernel(
@@ -517,31 +571,14 @@ cdef int online_process_kernel(
     int n_threads,
 ) noexcept nogil:
     cdef Py_ssize_t n = x.shape[0], F = x.shape[1], C = x.shape[2], J = Rnum.shape[1]
-    cdef Py_ssize_t L = x_ring.shape[0] - 1, m, k, f0, f1
+    cdef Py_ssize_t k, f0, f1
     cdef int nt, flags = 0, st
     cdef double sqrt_eps = sqrt(eps)
-    if mode != Estimate.SOFTMASK and mode != Estimate.PHASE:
-        return Status.BAD_MODE
-    m = frames_in + n - L - frames_out
-    if m < 0:
-        m = 0
-    if (L < 0 or v.shape[0] != n or v.shape[1] != F or v.shape[3] != J
-            or (v.shape[2] != 1 and v.shape[2] != C)
-            or x_ring.shape[1] != F or x_ring.shape[2] != C
-            or P_ring.shape[0] != L + 1 or P_ring.shape[1] != F or P_ring.shape[2] != J
-            or Rnum.shape[0] != F or Rnum.shape[2] != C or Rnum.shape[3] != C
-            or weight.shape[0] != F or weight.shape[1] != J
-            or y_out.shape[0] != m or y_out.shape[1] != F or y_out.shape[2] != C
-            or y_out.shape[3] != J
-            or frames_out > frames_in or frames_in - frames_out > L or frames_out < 0):
+    if (Rnum.shape[0] != F or Rnum.shape[2] != C or Rnum.shape[3] != C
+            or weight.shape[0] != F or weight.shape[1] != J):
         return Status.BAD_SHAPE
-    if work.shape[0] < 1 or work.shape[1] < online_work_size(C, J):
-        return Status.SMALL_WORK
-    # every input is checked before the state changes: a refused block leaves the stream as it was
-    if n == 0 or F == 0:
-        return Status.OK
-    st = _check_values(&x[0, 0, 0], n * F * C, &v[0, 0, 0, 0], n * F * v.shape[2] * J)
-    if st != Status.OK:
+    st = _check_block(mode, x, v, J, frames_in, frames_out, x_ring, P_ring, y_out, work)
+    if st != Status.OK or n == 0 or F == 0:
         return st
     nt = _threads(n * F, F, C, J, n_threads, work.shape[0])
     if nt == 1:
@@ -637,6 +674,91 @@ cdef int online_filter_kernel(
     return worst_status(flags)
 
 
+cdef int _process_tiled_kernel(
+    int mode,
+    const complex_t[:, :, ::1] x,            # IN    (n, F, C)      as online_process_kernel
+    const floating[:, :, :, ::1] v,          # IN    (n, F, {1, C}, J)
+    double scale, double eps, double forget, double out_scale,
+    Py_ssize_t frames_in, Py_ssize_t frames_out,
+    complex_t[:, :, ::1] x_ring,             # INOUT (L + 1, F, C)
+    floating[:, :, ::1] P_ring,              # INOUT (L + 1, F, J)
+    double[:, :, :, :, ::1] Rt,              # INOUT (tiles, J, NP, 2, TILE)  the sums, by tile
+    double[:, :, ::1] Wt,                    # INOUT (tiles, J, TILE)
+    complex_t[:, :, :, ::1] y_out,           # OUT   (m, F, C, J)
+    double[:, ::1] work,
+    int n_threads,
+) noexcept nogil:
+    """online_process_kernel on sums laid out as the tile kernels read them (3+ channels).
+
+    OnlineWiener's own layout: Rnum's layout costs a copy of every tile's sums in and out
+    per call, a third of a frame's time at 6 channels. Threads own whole tiles.
+    """
+    cdef Py_ssize_t n = x.shape[0], F = x.shape[1], C = x.shape[2], J = v.shape[3]
+    cdef Py_ssize_t tiles = (F + TILE - 1) // TILE, k, f0, f1
+    cdef int nt, flags = 0, st
+    cdef double sqrt_eps = sqrt(eps)
+    if (C < TILE_CHANNELS or Rt.shape[0] != tiles or Rt.shape[1] != J
+            or Rt.shape[2] != C * (C + 1) // 2 or Rt.shape[3] != 2 or Rt.shape[4] != TILE
+            or Wt.shape[0] != tiles or Wt.shape[1] != J or Wt.shape[2] != TILE):
+        return Status.BAD_SHAPE
+    st = _check_block(mode, x, v, J, frames_in, frames_out, x_ring, P_ring, y_out, work)
+    if st != Status.OK or n == 0 or F == 0:
+        return st
+    nt = _threads(n * F, F, C, J, n_threads, work.shape[0])
+    if nt == 1:
+        flags = _process_tiles(0, F, mode, x, v, scale, eps, sqrt_eps, forget, out_scale,
+                               frames_in, frames_out, x_ring, P_ring, NULL, NULL,
+                               &Rt[0, 0, 0, 0, 0], &Wt[0, 0, 0], y_out, &work[0, 0])
+    else:
+        for k in prange(nt, schedule="static", chunksize=1, num_threads=nt):
+            f0 = k * tiles // nt * TILE
+            f1 = (k + 1) * tiles // nt * TILE
+            flags |= _process_tiles(f0, f1 if f1 < F else F, mode, x, v, scale, eps, sqrt_eps,
+                                    forget, out_scale, frames_in, frames_out, x_ring, P_ring,
+                                    NULL, NULL, &Rt[0, 0, 0, 0, 0], &Wt[0, 0, 0], y_out,
+                                    &work[threadid(), 0])
+    note_pass(nt, nt > 1)
+    return worst_status(flags)
+
+
+cdef int _filter_tiled_kernel(
+    const complex_t[:, ::1] x,               # IN  (F, C)   as online_filter_kernel
+    const floating[:, ::1] P,                # IN  (F, J)
+    const double[:, :, :, :, ::1] Rt,        # IN  (tiles, J, NP, 2, TILE)
+    const double[:, :, ::1] Wt,              # IN  (tiles, J, TILE)
+    double scale, double eps, double out_scale,
+    complex_t[:, :, ::1] y_out,              # OUT (F, C, J)
+    double[:, ::1] work,
+    int n_threads,
+) noexcept nogil:
+    """online_filter_kernel on sums laid out tile by tile (see _process_tiled_kernel)."""
+    cdef Py_ssize_t F = x.shape[0], C = x.shape[1], J = P.shape[1]
+    cdef Py_ssize_t tiles = (F + TILE - 1) // TILE, k, f0, f1
+    cdef double sqrt_eps = sqrt(eps)
+    cdef int nt, flags = 0
+    if (C < TILE_CHANNELS or P.shape[0] != F or Rt.shape[0] != tiles or Rt.shape[1] != J
+            or Rt.shape[2] != C * (C + 1) // 2 or Rt.shape[3] != 2 or Rt.shape[4] != TILE
+            or Wt.shape[0] != tiles or Wt.shape[1] != J or Wt.shape[2] != TILE
+            or y_out.shape[0] != F or y_out.shape[1] != C or y_out.shape[2] != J):
+        return Status.BAD_SHAPE
+    if work.shape[0] < 1 or work.shape[1] < online_work_size(C, J):
+        return Status.SMALL_WORK
+    if F == 0:
+        return Status.OK
+    nt = _threads(F, F, C, J, n_threads, work.shape[0])
+    if nt == 1:
+        flags = _filter_tiles(0, F, x, P, NULL, NULL, &Rt[0, 0, 0, 0, 0], &Wt[0, 0, 0], scale,
+                              eps, sqrt_eps, out_scale, y_out, &work[0, 0])
+    else:
+        for k in prange(nt, schedule="static", chunksize=1, num_threads=nt):
+            f0 = k * tiles // nt * TILE
+            f1 = (k + 1) * tiles // nt * TILE
+            flags |= _filter_tiles(f0, f1 if f1 < F else F, x, P, NULL, NULL,
+                                   &Rt[0, 0, 0, 0, 0], &Wt[0, 0, 0], scale, eps, sqrt_eps,
+                                   out_scale, y_out, &work[threadid(), 0])
+    return worst_status(flags)
+
+
 def process(int mode, const complex_t[:, :, ::1] x not None,
             const floating[:, :, :, ::1] v not None,
             double scale, double eps, double forget, double out_scale,
@@ -685,3 +807,43 @@ def filter_frame(const complex_t[:, ::1] x not None, const floating[:, ::1] P no
 def work_columns(Py_ssize_t nb_channels, Py_ssize_t nb_sources):
     """online_work_size(nb_channels, nb_sources): columns of the kernels' scratch."""
     return online_work_size(nb_channels, nb_sources)
+
+
+def process_tiled(int mode, const complex_t[:, :, ::1] x not None,
+                  const floating[:, :, :, ::1] v not None,
+                  double scale, double eps, double forget, double out_scale,
+                  Py_ssize_t frames_in, Py_ssize_t frames_out,
+                  complex_t[:, :, ::1] x_ring not None, floating[:, :, ::1] P_ring not None,
+                  double[:, :, :, :, ::1] Rnum not None, double[:, :, ::1] weight not None,
+                  complex_t[:, :, :, ::1] y_out not None, double[:, ::1] work not None,
+                  int n_threads):
+    """process with the sums laid out tile by tile (tiled_state gives their shapes)."""
+    cdef int status
+    with nogil:
+        status = _process_tiled_kernel(mode, x, v, scale, eps, forget, out_scale, frames_in,
+                                       frames_out, x_ring, P_ring, Rnum, weight, y_out, work,
+                                       n_threads)
+    return status
+
+
+def filter_tiled(const complex_t[:, ::1] x not None, const floating[:, ::1] P not None,
+                 const double[:, :, :, :, ::1] Rnum not None,
+                 const double[:, :, ::1] weight not None,
+                 double scale, double eps, double out_scale,
+                 complex_t[:, :, ::1] y_out not None, double[:, ::1] work not None,
+                 int n_threads):
+    """filter_frame with the sums laid out tile by tile."""
+    cdef int status
+    with nogil:
+        status = _filter_tiled_kernel(x, P, Rnum, weight, scale, eps, out_scale, y_out, work,
+                                      n_threads)
+    return status
+
+
+def tiled_state(Py_ssize_t nb_bins, Py_ssize_t nb_channels, Py_ssize_t nb_sources):
+    """Shapes of the tile-by-tile sums (Rnum, weight) of a stream, or None below 3 channels."""
+    cdef Py_ssize_t tiles = (nb_bins + TILE - 1) // TILE
+    if nb_channels < TILE_CHANNELS:
+        return None
+    return ((tiles, nb_sources, nb_channels * (nb_channels + 1) // 2, 2, TILE),
+            (tiles, nb_sources, TILE))
