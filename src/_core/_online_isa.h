@@ -21,6 +21,13 @@
 #define NORBERT_ONLINE_DISPATCH 0
 #endif
 
+/* GCC's unroll-and-jam (-O3) fuses two iterations of the product y = R z's loop over
+ * channels around the loop over bins, which then stays scalar: keep the bins innermost. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-loop-unroll-and-jam")
+#endif
+
 #define NORBERT_ISA base
 #include "_online_tile.h"
 #undef NORBERT_ISA
@@ -38,6 +45,10 @@
 #define NORBERT_ISA avx512
 #include "_online_tile.h"
 #undef NORBERT_ISA
+#pragma GCC pop_options
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
 

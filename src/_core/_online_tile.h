@@ -161,7 +161,8 @@ static void NORBERT_ONLINE_FN(stats)(ptrdiff_t C, ptrdiff_t J, const double *Y,
 {
     ptrdiff_t NP = C * (C + 1) / 2, c, d, j, k, i;
     for (j = 0; j < J; j++) {
-        double *p = ROW(P, j), *w = ROW(W, j);
+        double *pp = ROW(P, j), *w = ROW(W, j);
+        double p[NB];
         NORBERT_ONLINE_LANES p[i] = 0.0;
         for (c = 0; c < C; c++) {
             const double *cr = ROW(Y, (c * J + j) * 2), *ci = ROW(Y, (c * J + j) * 2 + 1);
@@ -169,6 +170,7 @@ static void NORBERT_ONLINE_FN(stats)(ptrdiff_t C, ptrdiff_t J, const double *Y,
         }
         NORBERT_ONLINE_LANES {
             p[i] = p[i] / (double)C;
+            pp[i] = p[i];
             w[i] = forget * w[i] + p[i];
         }
         k = 0;
@@ -215,31 +217,32 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
         }
     }
     /* Cxx = sum_j P_j R_j + sqrt(eps) I, lower triangle: the entries on and below the
-     * diagonal are conj of the stored upper ones (the diagonal's imaginary part is -0) */
+     * diagonal are conj of the stored upper ones (the diagonal's imaginary part is -0).
+     * Sums run in local rows (sr, si, ...): they stay in registers, where a row of the
+     * scratch would be stored and loaded again for every term. */
     for (c = 0; c < C; c++) {
         for (d = 0; d <= c; d++) {
-            double *ar = ROW(A, (c * C + d) * 2), *ai = ROW(A, (c * C + d) * 2 + 1);
+            double sr[NB], si[NB];
             double diag = c == d ? sqrt_eps : 0.0;
             k = NORBERT_ONLINE_FN(pair)(C, d, c);
             NORBERT_ONLINE_LANES {
-                ar[i] = diag;
-                ai[i] = 0.0;
+                sr[i] = diag;
+                si[i] = 0.0;
             }
             for (j = 0; j < J; j++) {
                 const double *p = ROW(P, j);
                 const double *rr = ROW(R, (j * NP + k) * 2), *ri = ROW(R, (j * NP + k) * 2 + 1);
                 NORBERT_ONLINE_LANES {
-                    ar[i] = ar[i] + p[i] * rr[i];
-                    ai[i] = ai[i] + p[i] * -ri[i];
+                    sr[i] = sr[i] + p[i] * rr[i];
+                    si[i] = si[i] + p[i] * -ri[i];
                 }
             }
-        }
-        {
-            const double *xr = ROW(X, 2 * c), *xi = ROW(X, 2 * c + 1);
-            double *zr = ROW(z, 2 * c), *zi = ROW(z, 2 * c + 1);
-            NORBERT_ONLINE_LANES {
-                zr[i] = xr[i];
-                zi[i] = xi[i];
+            {
+                double *ar = ROW(A, (c * C + d) * 2), *ai = ROW(A, (c * C + d) * 2 + 1);
+                NORBERT_ONLINE_LANES {
+                    ar[i] = sr[i];
+                    ai[i] = si[i];
+                }
             }
         }
     }
@@ -257,7 +260,9 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
         }
     }
     for (k = 0; k < C; k++) {
-        double *dk = ROW(A, (k * C + k) * 2);
+        double *dkp = ROW(A, (k * C + k) * 2);
+        double dk[NB];
+        NORBERT_ONLINE_LANES dk[i] = dkp[i];
         for (m = 0; m < k; m++) {
             const double *kr = ROW(A, (k * C + m) * 2), *ki = ROW(A, (k * C + m) * 2 + 1);
             const double *dm = ROW(A, (m * C + m) * 2);
@@ -267,9 +272,15 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
             double tol = NORBERT_PIVOT_TOL * mx[i];
             double piv = dk[i] < tol ? tol : dk[i];
             dk[i] = mx[i] > 0.0 ? piv : 1.0;   /* Cxx = 0: any pivot, z is zeroed below */
+            dkp[i] = dk[i];
         }
         for (c = k + 1; c < C; c++) {
-            double *sr = ROW(A, (c * C + k) * 2), *si = ROW(A, (c * C + k) * 2 + 1);
+            double *lrp = ROW(A, (c * C + k) * 2), *lip = ROW(A, (c * C + k) * 2 + 1);
+            double sr[NB], si[NB];
+            NORBERT_ONLINE_LANES {
+                sr[i] = lrp[i];
+                si[i] = lip[i];
+            }
             for (m = 0; m < k; m++) {
                 const double *lr = ROW(A, (c * C + m) * 2), *li = ROW(A, (c * C + m) * 2 + 1);
                 const double *kr = ROW(A, (k * C + m) * 2), *ki = ROW(A, (k * C + m) * 2 + 1);
@@ -281,14 +292,19 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
                 }
             }
             NORBERT_ONLINE_LANES {
-                sr[i] = sr[i] / dk[i];
-                si[i] = si[i] / dk[i];
+                lrp[i] = sr[i] / dk[i];
+                lip[i] = si[i] / dk[i];
             }
         }
     }
-    /* forward: L u = b */
+    /* forward: L u = b, with b = x * scale */
     for (c = 0; c < C; c++) {
-        double *ur = ROW(z, 2 * c), *ui = ROW(z, 2 * c + 1);
+        const double *xr = ROW(X, 2 * c), *xi = ROW(X, 2 * c + 1);
+        double ur[NB], ui[NB];
+        NORBERT_ONLINE_LANES {
+            ur[i] = xr[i];
+            ui[i] = xi[i];
+        }
         for (k = 0; k < c; k++) {
             const double *lr = ROW(A, (c * C + k) * 2), *li = ROW(A, (c * C + k) * 2 + 1);
             const double *br = ROW(z, 2 * k), *bi = ROW(z, 2 * k + 1);
@@ -297,14 +313,22 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
                 ui[i] = ui[i] - (lr[i] * bi[i] + li[i] * br[i]);
             }
         }
+        {
+            double *zr = ROW(z, 2 * c), *zi = ROW(z, 2 * c + 1);
+            NORBERT_ONLINE_LANES {
+                zr[i] = ur[i];
+                zi[i] = ui[i];
+            }
+        }
     }
     /* diagonal, then backward: L^H z = D^-1 u */
     for (c = C - 1; c >= 0; c--) {
-        double *ur = ROW(z, 2 * c), *ui = ROW(z, 2 * c + 1);
+        double *zr = ROW(z, 2 * c), *zi = ROW(z, 2 * c + 1);
         const double *dc = ROW(A, (c * C + c) * 2);
+        double ur[NB], ui[NB];
         NORBERT_ONLINE_LANES {
-            ur[i] = ur[i] / dc[i];
-            ui[i] = ui[i] / dc[i];
+            ur[i] = zr[i] / dc[i];
+            ui[i] = zi[i] / dc[i];
         }
         for (k = c + 1; k < C; k++) {
             const double *lr = ROW(A, (k * C + c) * 2), *li = ROW(A, (k * C + c) * 2 + 1);
@@ -314,13 +338,11 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
                 ui[i] = ui[i] - (lr[i] * bi[i] - li[i] * br[i]);
             }
         }
-    }
-    /* Cxx = 0 gives z = 0; NaN or inf left in z (from x, or an overflow) is NOT_FINITE */
-    for (c = 0; c < 2 * C; c++) {
-        double *zc = ROW(z, c);
+        /* Cxx = 0 gives z = 0; NaN or inf left in z (from x, or an overflow) is NOT_FINITE */
         NORBERT_ONLINE_LANES {
-            zc[i] = mx[i] > 0.0 ? zc[i] : 0.0;
-            bad[i] = zc[i] - zc[i] == 0.0 ? bad[i] : 1.0;
+            zr[i] = mx[i] > 0.0 ? ur[i] : 0.0;
+            zi[i] = mx[i] > 0.0 ? ui[i] : 0.0;
+            bad[i] = zr[i] - zr[i] == 0.0 && zi[i] - zi[i] == 0.0 ? bad[i] : 1.0;
         }
     }
     for (i = 0; i < NB; i++)
@@ -329,7 +351,8 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
     for (j = 0; j < J; j++) {
         const double *p = ROW(P, j);
         for (c = 0; c < C; c++) {
-            double *yr = ROW(Y, (c * J + j) * 2), *yi = ROW(Y, (c * J + j) * 2 + 1);
+            double *yrp = ROW(Y, (c * J + j) * 2), *yip = ROW(Y, (c * J + j) * 2 + 1);
+            double yr[NB], yi[NB];
             NORBERT_ONLINE_LANES {
                 yr[i] = 0.0;
                 yi[i] = 0.0;
@@ -348,8 +371,8 @@ static int NORBERT_ONLINE_FN(filter)(ptrdiff_t C, ptrdiff_t J, const double *X,
                 }
             }
             NORBERT_ONLINE_LANES {
-                yr[i] = p[i] * yr[i];
-                yi[i] = p[i] * yi[i];
+                yrp[i] = p[i] * yr[i];
+                yip[i] = p[i] * yi[i];
             }
         }
     }
