@@ -69,6 +69,7 @@ cdef extern from "_online_isa.h" nogil:
                       const double* Rs, const double* W, double eps, double sqrt_eps,
                       double* work, double* Y) noexcept nogil
     const online_ops_t* online_pick "norbert_online_pick"()
+    void prefetch "norbert_online_prefetch"(const void* p, Py_ssize_t nbytes)
 
 # the best instruction set the CPU has (or the one NORBERT_ISA caps it to), picked once
 cdef const online_ops_t* _ops = online_pick()
@@ -415,6 +416,9 @@ cdef int _process_tiles(
             if s >= frames_out:
                 _rows_in_x(&x_ring[out_slot, g0, 0], n, C, scale, a.Xf)
                 _rows_in(&P_ring[out_slot, g0, 0], n, J, a.Pf)
+                if L1 > 1 and g0 + n < f1:
+                    prefetch(&x_ring[out_slot, g0 + n, 0], TILE * C * sizeof(complex_t))
+                    prefetch(&P_ring[out_slot, g0 + n, 0], TILE * J * sizeof(floating))
                 if _ops.filter(C, J, a.Xf, a.Pf, Rs, W, eps, sqrt_eps, a.F, a.Y):
                     bits |= 1 << Status.NOT_FINITE
                 _rows_out_y(a.Y, n, C, J, out_scale, &y_out[s - frames_out, g0, 0, 0])

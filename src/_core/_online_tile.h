@@ -46,6 +46,21 @@
 #define NORBERT_ONLINE_LANES for (i = 0; i < NORBERT_ONLINE_TILE; i++)
 #endif
 
+/* Asks for the cache lines of nbytes at p. The next tile's held frame (x and P of frame
+ * t - L) was last touched L frames ago and has left L2 since; its lines are few per tile
+ * and far between, which the hardware prefetchers do not follow. */
+static inline void norbert_online_prefetch(const void *p, ptrdiff_t nbytes)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    ptrdiff_t off;
+    for (off = 0; off < nbytes; off += 64)
+        __builtin_prefetch((const char *)p + off, 0, 3);
+#else
+    (void)p;
+    (void)nbytes;
+#endif
+}
+
 /* A tile's scratch areas (see above), and beyond the kernels' own: F, the filter's R, A, z
  * and max rows; Xf (C, 2) and Pf (J), x * scale and P of the frame filtered; den (Cv) and
  * M (Cv, J), the soft mask's. */
