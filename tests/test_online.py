@@ -1,5 +1,8 @@
 """OnlineWiener: the online filter against wiener, the NumPy recursion and its contract."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -92,6 +95,20 @@ def test_matches_reference_recursion(rng, nb_channels, lookahead, use_softmask, 
         v, x, lookahead=lookahead, forget=0.8, use_softmask=use_softmask, scale=scale
     )
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.complex128, 1e-10), (np.complex64, 1e-4)])
+@pytest.mark.parametrize("nb_channels", [1, 2, 3, 4, 5, 6])
+def test_kernels_match_reference_for_each_channel_count(rng, nb_channels, dtype, rtol):
+    # bins past three tiles and a partial one: from 3 channels a thread runs tiles of
+    # _online.TILE_BINS bins (_online_tile.h), whose padded lanes must stay out of the result
+    T, F, J = 12, 3 * _online.TILE_BINS + 5, 3
+    v, x = _problem(rng, T, F, nb_channels, J, Cv=nb_channels, dtype=dtype, peak=40.0)
+    stream = OnlineWiener(F, nb_channels, J, lookahead=2, forget=0.8, dtype=dtype)
+    y = _run(stream, v, x, [1, 4])
+    assert y.dtype == dtype
+    expected = reference.online_wiener(v, x, lookahead=2, forget=0.8)
+    np.testing.assert_allclose(y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("lookahead", [0, 3])
@@ -283,8 +300,10 @@ def test_one_frame_runs_on_one_thread_without_a_parallel_region(rng):
     assert pass_info()[1] == regions
 
 
-def test_large_blocks_use_threads_with_the_same_bits(rng):
-    T, F, C, J = 40, 300, 2, 4
+@pytest.mark.parametrize("C", [2, 6])
+def test_large_blocks_use_threads_with_the_same_bits(rng, C):
+    # 300 bins split in two is not a whole number of tiles: lanes must not matter
+    T, F, J = 40, 300, 4
     assert T * F * C * J >= _online.parallel_threshold()
     v, x = _problem(rng, T, F, C, J)
     one = _run(OnlineWiener(F, C, J, lookahead=2, workers=1), v, x, [T])
@@ -347,3 +366,97 @@ def test_zero_frames_give_an_empty_result(rng):
     v, x = _problem(rng, 0, 3, 2, 2, dtype=np.complex64)
     assert stream.process(v, x).shape == (0, 3, 2, 2)
     assert stream.frames_in == 0
+
+
+def _bins_layout_stream(v, x, lookahead, forget, eps):
+    """The stream through the public kernels' entries, with the documented (bins, J, C, C, 2)
+    sums: process for every other frame, accumulate_frame + filter_frame for the others."""
+    T, F, C = x.shape
+    J, L1 = v.shape[3], lookahead + 1
+    Rnum, weight = np.zeros((F, J, C, C, 2)), np.zeros((F, J))
+    x_ring, P_ring = np.zeros((L1, F, C), x.dtype), np.zeros((L1, F, J), v.dtype)
+    work = np.empty((2, _online.work_columns(C, J)))
+    mode = int(norbert._core.Estimate.SOFTMASK)
+    out = []
+    for t in range(T):
+        if t % 2 == 0:
+            y = np.empty((1 if t >= lookahead else 0, F, C, J), x.dtype)
+            status = _online.process(
+                mode, x[t : t + 1], v[t : t + 1], 1.0, eps, forget, 1.0, t,
+                max(0, t - lookahead), x_ring, P_ring, Rnum, weight, y, work, 2,
+            )  # fmt: skip
+        else:
+            x_ring[t % L1] = x[t]
+            status = _online.accumulate_frame(
+                mode, x[t], v[t], 1.0, eps, forget, P_ring[t % L1], Rnum, weight, work, 2
+            )
+            assert status == 0
+            y = np.empty((1 if t >= lookahead else 0, F, C, J), x.dtype)
+            if t >= lookahead:
+                s = (t - lookahead) % L1
+                status = _online.filter_frame(
+                    x_ring[s], P_ring[s], Rnum, weight, 1.0, eps, 1.0, y[0], work, 2
+                )
+        assert status == 0
+        out.append(y)
+    for s in range(T - lookahead, T):
+        y = np.empty((1, F, C, J), x.dtype)
+        status = _online.filter_frame(
+            x_ring[s % L1], P_ring[s % L1], Rnum, weight, 1.0, eps, 1.0, y[0], work, 2
+        )
+        assert status == 0
+        out.append(y)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("nb_channels", [3, 6])
+def test_public_kernels_give_the_bits_of_the_stream(rng, nb_channels, dtype):
+    # OnlineWiener keeps 3+ channels' sums tile by tile; the C API's kernels keep the
+    # documented layout and copy tiles in and out: the same arithmetic, the same bits
+    T, F, J = 9, 2 * _online.TILE_BINS + 3, 3
+    v, x = _problem(rng, T, F, nb_channels, J, Cv=nb_channels, dtype=dtype, peak=10.0)
+    stream = OnlineWiener(F, nb_channels, J, lookahead=2, forget=0.9, dtype=dtype)
+    expected = _run(stream, v, x, [1])
+    assert np.array_equal(_bins_layout_stream(v, x, 2, 0.9, stream.eps), expected)
+
+
+# A child prints the online tile kernels' instruction set and a digest of streams through
+# them (silent points and the phase estimate included).
+_ISA_SCRIPT = """
+import hashlib, numpy as np, norbert
+from norbert._core import _online
+rng = np.random.default_rng(7)
+h = hashlib.sha256()
+for C in (3, 6):
+    for dtype in (np.complex128, np.complex64):
+        x = (rng.standard_normal((12, 37, C)) + 1j * rng.standard_normal((12, 37, C)))
+        v = rng.random((12, 37, C, 3))
+        v[3, :20] = 0.0
+        for use_softmask in (True, False):
+            s = norbert.OnlineWiener(37, C, 3, lookahead=1, use_softmask=use_softmask,
+                                     dtype=dtype)
+            h.update(s.process(v, x).tobytes())
+            h.update(s.flush().tobytes())
+print(_online.isa(), h.hexdigest())
+"""
+
+
+def test_every_instruction_set_gives_the_same_bits():
+    def run(isa):
+        env = {k: val for k, val in os.environ.items() if k != "NORBERT_ISA"}
+        if isa is not None:
+            env["NORBERT_ISA"] = isa
+        out = subprocess.run(
+            [sys.executable, "-c", _ISA_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return out.stdout.split()
+
+    runs = {isa: run(isa) for isa in ("base", "avx2", None)}
+    assert runs["base"][0] == "base"
+    assert runs["base"][1] == runs["avx2"][1] == runs[None][1], runs

@@ -155,7 +155,7 @@
 # P (F, J), y (F, C, J); work has online_work_size(C, J) columns per thread.
 #
 # Py_ssize_t online_work_size(Py_ssize_t C, Py_ssize_t J)
-#     Columns of `work` the online kernels need (inline, as work_size).
+#     Columns of `work` the online kernels need (not inline, for the reason work_size gives).
 #
 # int online_accumulate_kernel[complex_t, floating](int mode, x, v, double scale,
 #         double eps, double forget, P_out, Rnum, weight, work, int n_threads)
@@ -164,8 +164,8 @@
 #         P_out[f, j]       = mean_c |y0[f, c, j]|^2                          (written)
 #         weight[f, j]      = forget * weight[f, j] + P_out[f, j]             (updated)
 #         Rnum[f, j, c, d]  = forget * Rnum[f, j, c, d] + y0_c conj(y0_d), c <= d
-#     x, v IN; P_out OUT; Rnum, weight INOUT. Returns NEGATIVE / NOT_FINITE for bad v or x
-#     after updating the sums (check a frame first if the state must survive bad input).
+#     x, v IN; P_out OUT; Rnum, weight INOUT. Checks x and v first: on NEGATIVE or
+#     NOT_FINITE from bad input nothing was written.
 #
 # int online_filter_kernel[complex_t, floating](x, P, Rnum, weight, double scale,
 #         double eps, double out_scale, y_out, work, int n_threads)

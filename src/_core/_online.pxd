@@ -10,10 +10,9 @@ from cython cimport floating
 from norbert._core._common cimport complex_t
 
 
-# Doubles of per-thread scratch the online kernels need for C channels and J sources.
-cdef inline Py_ssize_t online_work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil:
-    # R of one bin (J C C 2), y (C J 2), the solve's matrix and right-hand side (2 C C + 2 C)
-    return 2 * J * C * C + 2 * C * J + 2 * C * C + 2 * C + 8
+# Doubles of per-thread scratch the online kernels need for C channels and J sources. Not
+# inline, as _common's work_size: an extension asks the installed norbert.
+cdef Py_ssize_t online_work_size(Py_ssize_t C, Py_ssize_t J) noexcept nogil
 
 
 cdef int online_accumulate_kernel(

@@ -186,8 +186,16 @@ class OnlineWiener:
         self._scale = 10.0 / self.level if self.level is not None else 1.0
         self._mode = int(Estimate.SOFTMASK if self.use_softmask else Estimate.PHASE)
         F, C, J, L = self.nb_bins, self.nb_channels, self.nb_sources, self.lookahead
-        self._Rnum = np.zeros((F, J, C, C, 2))
-        self._weight = np.zeros((F, J))
+        tiled = _online.tiled_state(F, C, J)
+        if tiled is None:
+            self._Rnum = np.zeros((F, J, C, C, 2))
+            self._weight = np.zeros((F, J))
+            self._process, self._filter = _online.process, _online.filter_frame
+        else:
+            # from 3 channels the sums are kept as the tile kernels read them (no copies)
+            self._Rnum = np.zeros(tiled[0])
+            self._weight = np.zeros(tiled[1])
+            self._process, self._filter = _online.process_tiled, _online.filter_tiled
         self._x_ring = np.zeros((L + 1, F, C), self.dtype)
         self._P_ring = np.zeros((L + 1, F, J), self._rdtype)
         self._work = np.empty((self._n_threads, _online.work_columns(C, J)))
@@ -250,7 +258,7 @@ class OnlineWiener:
         J, L = self.nb_sources, self.lookahead
         m = max(0, self.frames_in + n - L - self.frames_out)
         y = np.empty((m, F, C, J), self.dtype)
-        status = _online.process(
+        status = self._process(
             self._mode,
             x,
             v,
@@ -288,7 +296,7 @@ class OnlineWiener:
         F, C, J, L1 = self.nb_bins, self.nb_channels, self.nb_sources, self.lookahead + 1
         y = np.empty((self.held, F, C, J), self.dtype)
         for i, s in enumerate(range(self.frames_out, self.frames_in)):
-            status = _online.filter_frame(
+            status = self._filter(
                 self._x_ring[s % L1],
                 self._P_ring[s % L1],
                 self._Rnum,

@@ -1,0 +1,74 @@
+/*
+ * The online filter's tile kernels (_online_tile.h) compiled once per instruction set, and
+ * the choice among them. Included by _online.pyx only, which calls norbert_online_pick()
+ * once, at import.
+ *
+ * As _stereo_isa.h does for two channels: GCC on x86-64 builds the kernels for AVX-512,
+ * AVX2 and the baseline, with the same IEEE operations in every lane and no fused
+ * multiply-adds, so all three give the same bits; other compilers build the baseline.
+ * NORBERT_ISA=base or avx2 in the environment caps the choice, as for the stereo kernels.
+ */
+#ifndef NORBERT_ONLINE_ISA_H
+#define NORBERT_ONLINE_ISA_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
+    && !defined(NORBERT_NO_CLONES)
+#define NORBERT_ONLINE_DISPATCH 1
+#else
+#define NORBERT_ONLINE_DISPATCH 0
+#endif
+
+/* GCC's unroll-and-jam (-O3) fuses two iterations of the product y = R z's loop over
+ * channels around the loop over bins, which then stays scalar: keep the bins innermost. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-loop-unroll-and-jam")
+#endif
+
+#define NORBERT_ISA base
+#include "_online_tile.h"
+#undef NORBERT_ISA
+
+#if NORBERT_ONLINE_DISPATCH
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define NORBERT_ISA avx2
+#include "_online_tile.h"
+#undef NORBERT_ISA
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,prefer-vector-width=512")
+#define NORBERT_ISA avx512
+#include "_online_tile.h"
+#undef NORBERT_ISA
+#pragma GCC pop_options
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+static const norbert_online_ops *norbert_online_pick(void)
+{
+#if NORBERT_ONLINE_DISPATCH
+    const char *want = getenv("NORBERT_ISA");
+    int cap = 2;
+    if (want && strcmp(want, "base") == 0)
+        cap = 0;
+    else if (want && strcmp(want, "avx2") == 0)
+        cap = 1;
+    if (cap >= 1 && __builtin_cpu_supports("avx2")) {
+        if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+            return &norbert_online_table_avx512;
+        return &norbert_online_table_avx2;
+    }
+#endif
+    return &norbert_online_table_base;
+}
+
+#endif /* NORBERT_ONLINE_ISA_H */
