@@ -32,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _floor import best_of, floor_seconds, min_traffic  # noqa: E402
 from _workloads import WORKLOADS  # noqa: E402
 
 UPSTREAM_VERSION = "0.2.1"
@@ -49,6 +50,7 @@ SMALL_FRAMES = (1, 10, 300)
 LONG_FRAMES = 2000  # workloads longer than this use --slow-repeat for reference libs
 MB = 1024 * 1024
 CONTENDED = 0.10  # share of the machine's CPU used by other jobs during a cell
+ITEMSIZE = {"complex128": 16, "complex64": 8}
 
 
 def log(msg: str) -> None:
@@ -119,8 +121,11 @@ def describe_ours() -> dict | None:
     out = probe(
         "import json, norbert\n"
         "assert norbert.__version__ != '0.2.1', 'upstream, not ours'\n"
+        "import norbert._core as core\n"
         "print(json.dumps({'version': norbert.__version__, 'file': norbert.__file__,\n"
-        "  'openmp': getattr(norbert, 'openmp_enabled', lambda: None)()}))"
+        "  'openmp': getattr(norbert, 'openmp_enabled', lambda: None)(),\n"
+        "  'isa': getattr(core, 'isa', lambda: None)(),\n"
+        "  'max_threads': getattr(core, 'max_threads', lambda: None)()}))"
     )
     return json.loads(out) if out else None
 
@@ -134,6 +139,18 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def measure_floor(threads: list[int], repeat: int) -> dict | None:
+    """The machine's bandwidth and first-touch cost (_floor.py) in a fresh process."""
+    cmd = [sys.executable, str(HERE / "_floor.py"), "--threads", ",".join(map(str, threads))]
+    r = subprocess.run([*cmd, "--repeat", str(repeat)], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    # JSON keys are strings; thread counts are ints everywhere else
+    out["machine"] = {int(t): m for t, m in out["machine"].items()}
+    return out
 
 
 # -- running cells ------------------------------------------------------------------
@@ -224,6 +241,7 @@ def main(argv=None) -> int:
         "--memmap-workload", default="song", help=argparse.SUPPRESS
     )  # for testing the harness
     p.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    p.add_argument("--no-floor", action="store_true", help="skip the bandwidth floor (_floor.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per cell")
     p.add_argument("--out-dir", default=str(HERE / "results"))
@@ -263,6 +281,7 @@ def main(argv=None) -> int:
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     notes = []
+    floor_runs = []  # _floor.py's measurements (None when one failed)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     if load_before > 0.5:
@@ -343,8 +362,16 @@ def main(argv=None) -> int:
                             reference="upstream",
                         )
 
+        def take_floor(when):
+            # measured before each workload's cells and after all of them, best of all: a
+            # machine that got busier during the run cannot make the floor look slower
+            if not a.no_floor:
+                log(f"floor: memory bandwidth and first-touch cost ({when})")
+                floor_runs.append(measure_floor(threads, 7))
+
         log("full-size cells")
         for name in workloads:
+            take_floor(f"before {name}")
             long = WORKLOADS[name].nb_frames > LONG_FRAMES
             for op in ops:
                 for dtype in dtypes:
@@ -396,9 +423,21 @@ def main(argv=None) -> int:
                         threads=max_threads,
                         repeat=a.repeat,
                     )
+        take_floor("after the cells")
     finally:
         if not a.work_dir:
             shutil.rmtree(work, ignore_errors=True)
+
+    floor = None
+    measured_floors = [f for f in floor_runs if f]
+    if measured_floors:
+        floor = {
+            "machine": best_of(*[f["machine"] for f in measured_floors]),
+            "runs": measured_floors,
+            "thp": measured_floors[0].get("thp"),
+        }
+    elif floor_runs:
+        notes.append("the floor (_floor.py) failed: no x-floor column")
 
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -410,6 +449,7 @@ def main(argv=None) -> int:
             "platform": platform.platform(),
         },
         "numpy": probe("import numpy; print(numpy.__version__)"),
+        "floor": floor,
         "ours": ours,
         "upstream": UPSTREAM_VERSION if upstream_path else None,
         "openunmix": OPENUNMIX_VERSION if openunmix_path else None,
@@ -441,6 +481,7 @@ def _index(cells):
 def build_report(meta, cells, small, memmap, checks, threads):
     t1, tn = min(threads), max(threads)
     idx = _index(cells)
+    machine = (meta.get("floor") or {}).get("machine", {})
     rows = []
     seen = []
     for c in cells:
@@ -473,6 +514,13 @@ def build_report(meta, cells, small, memmap, checks, threads):
         row["speedup_openunmix"] = _ratio(row["openunmix"], row["ours_n"])
         row["thread_speedup"] = _ratio(row["ours_1"], row["ours_n"])
         row["mem_ratio"] = _ratio(row["ours_mem_extra"], row["out_bytes"])
+        # the floor: the bytes this call must move at this machine's best (_floor.py)
+        traffic = min_traffic(op, WORKLOADS[w].shape, ITEMSIZE[dt])
+        row["traffic"] = traffic
+        row["floor_1"] = floor_seconds(traffic, machine[t1]) if t1 in machine else None
+        row["floor_n"] = floor_seconds(traffic, machine[tn]) if tn in machine else None
+        row["x_floor_1"] = _ratio(row["ours_1"], row["floor_1"])
+        row["x_floor_n"] = _ratio(row["ours_n"], row["floor_n"])
         rows.append(row)
 
     sidx = {(c["frames"], c["op"], c["dtype"], c["lib"], c.get("threads")): c for c in small}
@@ -564,56 +612,54 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
+# Issue 14's targets: (op, workload, {dtype: minimum speed-up over 0.2.1}) with tn threads
+SPEEDUP_TARGETS = (
+    ("wiener3", "song", {"complex128": 75, "complex64": 100}),
+    ("wiener1", "song", {"complex128": 50, "complex64": 50}),
+    ("softmask", "song", {"complex128": 15, "complex64": 15}),
+    ("em1", "song", {"complex128": 30, "complex64": 30}),
+    ("wiener3", "short", {"complex128": 40, "complex64": 40}),
+    ("wiener3", "multi", {"complex128": 60, "complex64": 60}),
+)
+THREAD_TARGET = 1.8  # song, every call: tn threads at least this much faster than 1
+FLOOR_TARGET = 2.5  # song, every call: at most this many times the floor
+MEM_TARGET = 1.05  # memory beyond the inputs / outputs: 1.00x, slack for scratch and pages
+
+
 def targets(rows, memmap, tn):
+    """Every target of issue 14 (and the memory ones that must keep holding), met or not."""
     by = {(r["workload"], r["op"], r["dtype"]): r for r in rows}
     out = []
 
     def add(name, value, op, threshold, unit="x"):
-        met = (
-            None
-            if value is None
-            else (
-                value >= threshold
-                if op == ">="
-                else value <= threshold
-                if op == "<="
-                else value < threshold
-            )
-        )
+        met = None if value is None else value >= threshold if op == ">=" else value <= threshold
         out.append({"target": name, "value": value, "goal": f"{op} {threshold}{unit}", "met": met})
 
-    def song(op, dt, key):
-        r = by.get(("song", op, dt))
+    def get(w, op, dt, key):
+        r = by.get((w, op, dt))
         return r and r[key]
 
-    add(
-        f"song wiener(iterations=3) complex128 vs upstream, {tn} threads",
-        song("wiener3", "complex128", "speedup_upstream"),
-        ">=",
-        50,
-    )
-    add(
-        f"song wiener(iterations=3) complex64 vs upstream, {tn} threads",
-        song("wiener3", "complex64", "speedup_upstream"),
-        ">=",
-        60,
-    )
-    for dt in DTYPES:
-        add(
-            f"song wiener(iterations=1) {dt} vs upstream",
-            song("wiener1", dt, "speedup_upstream"),
-            ">=",
-            30,
-        )
-    for dt in DTYPES:
-        add(f"song softmask {dt} vs upstream", song("softmask", dt, "speedup_upstream"), ">=", 10)
-    for dt in DTYPES:
-        add(
-            f"song wiener(iterations=3) {dt} vs open-unmix",
-            song("wiener3", dt, "speedup_openunmix"),
-            ">=",
-            100,
-        )
+    for op, w, goals in SPEEDUP_TARGETS:
+        for dt, goal in goals.items():
+            add(f"{w} {OP_LABEL[op]} {dt} vs 0.2.1", get(w, op, dt, "speedup_upstream"), ">=", goal)
+    for op in OPS:
+        for dt in DTYPES:
+            if ("song", op, dt) in by:
+                add(
+                    f"song {OP_LABEL[op]} {dt}: {tn} threads vs 1",
+                    get("song", op, dt, "thread_speedup"),
+                    ">=",
+                    THREAD_TARGET,
+                )
+    for op in OPS:
+        for dt in DTYPES:
+            if ("song", op, dt) in by:
+                add(
+                    f"song {OP_LABEL[op]} {dt}: time / floor",
+                    get("song", op, dt, "x_floor_n"),
+                    "<=",
+                    FLOOR_TARGET,
+                )
     ratios = [
         r["mem_ratio"] for r in rows if r["workload"] == "song" and r["mem_ratio"] is not None
     ]
@@ -621,20 +667,16 @@ def targets(rows, memmap, tn):
         "song: memory beyond inputs / output size (worst cell)",
         max(ratios) if ratios else None,
         "<=",
-        1.5,
+        MEM_TARGET,
     )
     anon = [m["mem_extra"] for m in memmap if "mem_extra" in m]
     add(
         "song wiener(out=memmap): anonymous memory (worst, MB)",
         max(anon) / MB if anon else None,
-        "<",
+        "<=",
         256,
         " MB",
     )
-    for op in OPS:
-        for dt in DTYPES:
-            if ("song", op, dt) in by:
-                add(f"song {op} {dt}: {tn} threads vs 1", song(op, dt, "thread_speedup"), ">=", 1.7)
     return out
 
 
@@ -644,17 +686,30 @@ def table(header: list[str], align: str, rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(r) + " |" for r in [header, sep, *rows]]
 
 
+def host_line(m) -> str:
+    """CPU, the kernels' instruction set and the thread counts: heads every table."""
+    ours = m["ours"] or {}
+    return (
+        f"Host: {m['machine']['cpu']}, {m['machine']['cores']} cores; ours: ISA "
+        f"`{ours.get('isa', '–')}`, OpenMP {ours.get('openmp', '–')}, default threads "
+        f"{ours.get('max_threads', '–')}, measured with {' and '.join(map(str, m['threads']))}; "
+        f"load average {m['load_before']:.2f} before, {m['load_after']:.2f} after."
+    )
+
+
 def render_markdown(rep) -> str:
     m = rep["meta"]
     tn, t1 = max(m["threads"]), min(m["threads"])
     ours = m["ours"] or {}
+    host = ["", host_line(m), ""]
     facts = [
         m["date"],
         f"`{m['command']}`",
         f"{m['machine']['cpu']}, {m['machine']['cores']} cores",
         f"load average {m['load_before']:.2f} before, {m['load_after']:.2f} after",
         f"Python {m['machine']['python']}, numpy {m['numpy']}",
-        f"ours {ours.get('version', '–')} (OpenMP: {ours.get('openmp', '–')})",
+        f"ours {ours.get('version', '–')} (OpenMP: {ours.get('openmp', '–')}, "
+        f"ISA: {ours.get('isa', '–')})",
         f"upstream norbert {m['upstream'] or '–'}",
         f"open-unmix {m['openunmix'] or '–'} (torch {m['torch'] or '–'})",
         f"seed {m['seed']}, {m['wall_s']:.0f} s",
@@ -668,12 +723,14 @@ def render_markdown(rep) -> str:
         f"`vs upstream` and `vs open-unmix` are speed-ups of ours with {tn} threads; "
         f"`ours mem` is the peak RSS beyond the inputs during one call of ours ({tn} threads), "
         "outputs included, and `mem/out` that divided by the size of the outputs (y; "
-        "for expectation_maximization y, v and R).",
-        "",
+        "for expectation_maximization y, v and R). `x floor`: ours with "
+        f"{tn} threads / the floor, the least time the bytes the call must move take on this "
+        "machine in this run (see Floor below).",
+        *host,
     ]
     header = ["workload", "op", "dtype", f"ours {t1} thr", f"ours {tn} thr", f"{tn} vs {t1} thr",
-              "upstream", "vs upstream", "open-unmix", "vs open-unmix", "ours mem", "mem/out",
-              "upstream mem"]  # fmt: skip
+              "x floor", "upstream", "vs upstream", "open-unmix", "vs open-unmix", "ours mem",
+              "mem/out", "upstream mem"]  # fmt: skip
     body = []
     for r in rep["rows"]:
         f, b, c, j = r["shape"]
@@ -681,11 +738,11 @@ def render_markdown(rep) -> str:
         ou = t("openunmix") if r["openunmix"] else ("n/a" if r["openunmix_note"] else "–")
         body.append([
             f"{r['workload']} ({f}x{b}x{c}, {j} src)", OP_LABEL[r["op"]], r["dtype"],
-            t("ours_1"), t("ours_n"), _x(r["thread_speedup"], 2),
+            t("ours_1"), t("ours_n"), _x(r["thread_speedup"], 2), _x(r.get("x_floor_n"), 2),
             t("upstream"), _x(r["speedup_upstream"]), ou, _x(r["speedup_openunmix"]),
             _mb(r["ours_mem_extra"]), _x(r["mem_ratio"], 2), _mb(r["upstream_mem_extra"]),
         ])  # fmt: skip
-    lines += table(header, "lllrrrrrrrrrr", body)
+    lines += table(header, "lllrrrrrrrrrrr", body)
     if any(r["contended"] for r in rep["rows"] + rep["small"]):
         lines += [
             "",
@@ -696,6 +753,8 @@ def render_markdown(rep) -> str:
     if notes - {None}:
         lines += ["", "open-unmix n/a: " + "; ".join(sorted(notes - {None}))]
 
+    lines += render_floor(rep, host)
+
     if rep["small"]:
         lines += ["", "## Small calls (first frames of `short`), time per call", ""]
         header = ["frames", "op", "dtype", f"ours {t1} thr", f"ours {tn} thr", "upstream",
@@ -705,7 +764,7 @@ def render_markdown(rep) -> str:
              timer(r)("ours_n"), timer(r)("upstream"), _x(r["speedup_1"]), _x(r["speedup_n"])]
             for r in rep["small"]
         ]  # fmt: skip
-        lines += table(header, "rllrrrrr", body)
+        lines += host[1:] + table(header, "rllrrrrr", body)
 
     if rep["memmap"]:
         lines += [
@@ -722,7 +781,9 @@ def render_markdown(rep) -> str:
             else:
                 body.append([OP_LABEL[c["op"]], c["dtype"], fmt_time(c["median"]),
                              _mb(c["mem_extra"]), _mb(c["out_bytes"])])  # fmt: skip
-        lines += table(["op", "dtype", "time", "anon memory", "output size"], "llrrr", body)
+        lines += host[1:] + table(
+            ["op", "dtype", "time", "anon memory", "output size"], "llrrr", body
+        )
 
     if rep["scaling"]:
         lines += [
@@ -739,7 +800,7 @@ def render_markdown(rep) -> str:
             for s in rep["scaling"]
         ]  # fmt: skip
         header = ["op", "dtype", "lib", "short", "song", "time ratio", "per-frame ratio"]
-        lines += table(header, "lllrrrr", body)
+        lines += host[1:] + table(header, "lllrrrr", body)
 
     if rep["channels"]:
         lines += [
@@ -754,7 +815,7 @@ def render_markdown(rep) -> str:
             for s in rep["channels"]
         ]  # fmt: skip
         header = ["op", "dtype", "lib", "stereo ns/TF", "6-ch ns/TF", "ratio", "ratio per source"]
-        lines += table(header, "lllrrrr", body)
+        lines += host[1:] + table(header, "lllrrrr", body)
 
     if rep["agreement"]:
         lines += ["", "## Agreement: max abs(y - y_upstream) / max abs(y_upstream), 64 frames", ""]
@@ -768,21 +829,101 @@ def render_markdown(rep) -> str:
             body.append(
                 [c["workload"], OP_LABEL[c["op"]], c["dtype"], diffs, errs or c.get("error", "")]
             )
-        lines += table(
+        lines += host[1:] + table(
             ["workload", "op", "dtype", "max relative difference", "errors"], "lllll", body
         )
 
     measured = [t for t in rep["targets"] if t["met"] is not None]
     if measured:
-        lines += ["", "## Targets (song)", ""]
+        met = sum(t["met"] is True for t in rep["targets"])
+        lines += [
+            "",
+            f"## Targets (issue 14): {met} of {len(measured)} measured met",
+            "",
+            "`distance`: for a target not met, how far the measured value is from the goal "
+            "(the factor by which it must still improve).",
+            "",
+        ]
         body = []
         for t in rep["targets"]:
             v = t["value"]
             val = "–" if v is None else (f"{v:.0f} MB" if "MB" in t["goal"] else f"{v:.2f}")
-            met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-            body.append([t["target"], val, t["goal"], met])
-        lines += table(["target", "value", "goal", "met"], "lrll", body)
+            ok = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
+            body.append([t["target"], val, t["goal"], ok, distance(t)])
+        lines += host[1:] + table(["target", "value", "goal", "met", "distance"], "lrllr", body)
     return "\n".join(lines) + "\n"
+
+
+def distance(t) -> str:
+    """How many times better a target's value must get to meet its goal ('' when met)."""
+    if t["met"] is not False or not t["value"]:
+        return ""
+    goal = float(t["goal"].split()[1].rstrip("xMB "))
+    return (
+        f"{goal / t['value']:.2f}x" if t["goal"].startswith(">=") else f"{t['value'] / goal:.2f}x"
+    )
+
+
+def render_floor(rep, host) -> list[str]:
+    """The Floor section: the machine's bandwidths, then every cell's bytes and floor."""
+    m = rep["meta"]
+    floor = m.get("floor")
+    if not floor:
+        return []
+    tn, t1 = max(m["threads"]), min(m["threads"])
+    lines = [
+        "",
+        "## Floor",
+        "",
+        f"Measured by `_floor.py` in a fresh process before each workload's cells and after "
+        f"all of them; each figure is the best of those {len(floor['runs'])} runs, of 7 calls "
+        "each, on arrays of "
+        f"{floor['runs'][0]['machine'][tn]['array_bytes'] // MB} MB (read: a sum, write: "
+        "fill, copy: `np.copyto`, read + written bytes; first touch: a fresh `np.empty` "
+        "filled once minus the fill of a touched array, per byte). `CPU/wall` is the "
+        "process's CPU time over the wall time of the timed calls, run by run: near the "
+        "thread count when the threads streamed in parallel, lower when other jobs held a "
+        f"core. Transparent huge pages: `{floor['thp']}`.",
+        *host,
+    ]
+    body = []
+    for t, f in sorted(floor["machine"].items()):
+        cpu = " / ".join(f"{r['machine'][t]['cpu_per_wall']:.2f}" for r in floor["runs"])
+        ms_per_gb = f["first_touch_s_per_byte"] * 1e12
+        touch = f"{ms_per_gb:.1f} ms/GB ({ms_per_gb * 2:.0f} ms / 2 GB)"
+        body.append([str(t), _gbs(f["read"]), _gbs(f["write"]), _gbs(f["copy"]), touch, cpu])
+    lines += table(["threads", "read", "write", "copy", "first touch", "CPU/wall"], "rrrrrl", body)
+    lines += [
+        "",
+        "Bytes each call must move at least (`min_traffic` in `_floor.py`: inputs read once "
+        "per pass the call needs, PSDs read and written between passes, outputs written and "
+        "first-touched once), and the least time that takes: max(read / read bandwidth, "
+        "write / write bandwidth, (read + write) / copy bandwidth) + touched x first-touch "
+        f"cost. `x floor` = median time / floor, with {t1} and {tn} threads.",
+        *host,
+    ]
+    body = []
+    for r in rep["rows"]:
+        tr = r["traffic"]
+        body.append([
+            r["workload"], OP_LABEL[r["op"]], r["dtype"], str(tr["passes"]),
+            _gb(tr["read"]), _gb(tr["write"]), _gb(tr["touch"]),
+            fmt_time(r["floor_1"]), fmt_time(r["ours_1"]), _x(r["x_floor_1"], 2),
+            fmt_time(r["floor_n"]), fmt_time(r["ours_n"]), _x(r["x_floor_n"], 2),
+        ])  # fmt: skip
+    header = ["workload", "op", "dtype", "passes", "read", "written", "touched",
+              f"floor {t1} thr", f"ours {t1} thr", f"x floor {t1} thr", f"floor {tn} thr",
+              f"ours {tn} thr", f"x floor {tn} thr"]  # fmt: skip
+    lines += table(header, "lllrrrrrrrrrr", body)
+    return lines
+
+
+def _gbs(bytes_per_s):
+    return f"{bytes_per_s / 1e9:.1f} GB/s"
+
+
+def _gb(b):
+    return f"{b / 1e9:.2f} GB" if b >= 1e8 else f"{b / 1e6:.1f} MB"
 
 
 def timer(row):

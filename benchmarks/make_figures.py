@@ -15,6 +15,9 @@ measured cell) and draws, with matplotlib:
   size of the output for scale and, where measured, ``wiener(out=np.memmap)``;
 - ``thread_speedup.png``: speed-up of this library against its own one-thread time, per
   operation, on the longest stereo workload measured;
+- ``floor.png``: time / floor (``x floor``, see ``_floor.py``) of every operation on the
+  longest stereo workload measured, both dtypes, one thread and all of ``--threads``, with
+  issue 14's target of 2.5x;
 - ``demo.png``: the picture of ``norbert demo --plot`` (run here, then downsized);
 - ``benchmarks_run.inc`` (machine, versions, date, command) and ``benchmarks_tables.inc``
   (the numbers behind the figures), reStructuredText included by ``docs/performance.rst``.
@@ -381,6 +384,44 @@ def fig_threads(report, dtype, out: Path, plt) -> str | None:
     return workload
 
 
+def fig_floor(report, out: Path, plt) -> str | None:
+    """Bars of time / floor per operation and dtype on the longest stereo workload."""
+    rows = [r for r in report.get("rows", []) if r.get("x_floor_n") is not None]
+    stereo = [w for w in ("song", STEREO) if any(r["workload"] == w for r in rows)]
+    if not stereo:
+        return None
+    workload = stereo[0]
+    rows = [r for r in rows if r["workload"] == workload]
+    t1, tn = min(thread_counts(report)), max(thread_counts(report))
+    # three short lines per bar: the full operation names overlap at eight bars
+    short = {"softmask": "softmask\n", "wiener1": "wiener\n1 iter.", "wiener3": "wiener\n3 iter."}
+    short["em1"] = "EM\n1 iter."
+    labels = [f"{short.get(r['op'], r['op'])}\n{r['dtype']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    xs = range(len(rows))
+    width = 0.38
+    if t1 != tn:
+        ax.bar([x - width / 2 for x in xs], [r["x_floor_1"] or 0 for r in rows], width,
+               color=LIBS["ours_1"][1], label=f"{t1} thread")  # fmt: skip
+    ax.bar([x + width / 2 if t1 != tn else x for x in xs], [r["x_floor_n"] for r in rows],
+           width, color=LIBS["ours"][1], label=f"{tn} threads")  # fmt: skip
+    ax.axhline(2.5, ls="--", color="#d62728", lw=1, label="target: 2.5x the floor")
+    ax.axhline(1.0, ls=":", color="0.35", lw=1, label="floor")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("time / floor")
+    w = WORKLOADS[workload]
+    ax.set_title(
+        f"Distance to the machine's floor: {_seconds_label(w.seconds)} stereo, "
+        f"{w.nb_sources} sources"
+    )
+    n = _legend_below(fig, [ax], ncol=4)
+    fig.tight_layout(rect=(0, 0.06 * ((n + 3) // 4), 1, 1))
+    save(fig, out / "floor.png", plt)
+    return workload
+
+
 def demo_figure(out: Path, max_width: int) -> bool:
     """Run ``norbert demo --plot`` with the installed package and keep a small copy."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -471,10 +512,29 @@ def facts(report) -> str:
             f"norbert {m.get('upstream') or 'not measured'}, open-unmix "
             f"{m.get('openunmix') or 'not measured'} (torch {m.get('torch') or NONE})"
         ),
+        (
+            f"kernels compiled for ``{ours.get('isa', '?')}`` (picked from the CPU), "
+            f"{ours.get('max_threads', '?')} threads by default; measured with "
+            f"{' and '.join(map(str, thread_counts(report)))}"
+        ),
         f"load average {m['load_before']:.2f} before the run, {m['load_after']:.2f} after",
+        *floor_facts(m),
         *[f"note: {note}" for note in m.get("notes", [])],
     ]
     return "\n".join([f"- {item}" for item in items]) + "\n"
+
+
+def floor_facts(m) -> list[str]:
+    """The machine's floor in this run (_floor.py), one item per thread count."""
+    machine = (m.get("floor") or {}).get("machine", {})
+    items = []
+    for t, f in sorted(machine.items(), key=lambda kv: int(kv[0])):
+        items.append(
+            f"floor with {t} thread{'s' if int(t) > 1 else ''}: read {f['read'] / 1e9:.0f} GB/s, "
+            f"write {f['write'] / 1e9:.0f} GB/s, copy {f['copy'] / 1e9:.0f} GB/s, first touch "
+            f"{f['first_touch_s_per_byte'] * 1e12:.0f} ms per GB"
+        )
+    return items
 
 
 def tables(report, dtype) -> str:
@@ -496,6 +556,7 @@ def tables(report, dtype) -> str:
             + [_speedup(up, ours)]
             + [_nbsp(_fmt_time(ou)) if ou else ("n/a" if r.get("openunmix_note") else NONE)]
             + [_speedup(ou, ours)]
+            + [f"{r['x_floor_n']:.1f}x" if r.get("x_floor_n") else NONE]
         )
         mems = [r.get(k) for k in ("ours_mem_extra", "upstream_mem_extra", "openunmix_mem_extra")]
         mem_rows.append(
@@ -518,7 +579,8 @@ def tables(report, dtype) -> str:
         "",
         (
             f"Median time per call; × is the speed-up of this library with {tn} threads "
-            "over norbert 0.2.1 and over open-unmix."
+            "over norbert 0.2.1 and over open-unmix; × floor is its time over the floor, the "
+            "least time the bytes the call must move take on this machine."
         ),
         "",
         *rst_table(
@@ -530,6 +592,7 @@ def tables(report, dtype) -> str:
                 "×",
                 "open-unmix",
                 "×",
+                "× floor",
             ],
             time_rows,
         ),
@@ -585,6 +648,7 @@ def main(argv=None) -> int:
         "time": fig_time(report, dtype, out, plt),
         "memory": fig_memory(report, dtype, out, plt),
         "threads": fig_threads(report, dtype, out, plt),
+        "floor": fig_floor(report, out, plt),
     }
     if not a.no_demo:
         figures["demo"] = demo_figure(out, a.demo_width)
