@@ -10,6 +10,27 @@ from norbert._core._linalg cimport (
 from norbert._core._mask cimport softmask_point, phase_point
 
 
+# The 2x2 mixture covariance sum_j v_j R_j + sqrt_eps I of one TF point as (a, d, b):
+# diagonal a and d, off-diagonal b = br + i bi. For the filter (model_point) and for the
+# log det of the log-likelihood (_steer.pxd), which must see the same bits.
+cdef inline void cxx_2x2(Py_ssize_t J, const floating* P, const double* R, double sqrt_eps,
+                         double* a, double* dd, double* br, double* bi) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double pj
+    cdef const double* Rj
+    a[0] = sqrt_eps
+    dd[0] = sqrt_eps
+    br[0] = 0.0
+    bi[0] = 0.0
+    for j in range(J):
+        pj = P[j]
+        Rj = R + 8 * j
+        a[0] = a[0] + pj * Rj[0]
+        br[0] = br[0] + pj * Rj[2]
+        bi[0] = bi[0] + pj * Rj[3]
+        dd[0] = dd[0] + pj * Rj[6]
+
+
 cdef inline int model_point(
     Py_ssize_t C, Py_ssize_t J,
     const floating* P,          # (J,)   PSDs v_j at this TF point
@@ -21,7 +42,6 @@ cdef inline int model_point(
 ) noexcept nogil:
     cdef Py_ssize_t c, d, j, CC2 = 2 * C * C
     cdef double a, dd, br, bi, pj, sr, si
-    cdef const double* Rj
     cdef double* A = work
     cdef double* z = work + CC2
     cdef int st
@@ -32,17 +52,7 @@ cdef inline int model_point(
             a = a + P[j] * R[2 * j]
         st = solve_hermitian_1x1(a, x[0].real * scale, x[0].imag * scale, z)
     elif C == 2:
-        a = sqrt_eps
-        dd = sqrt_eps
-        br = 0.0
-        bi = 0.0
-        for j in range(J):
-            pj = P[j]
-            Rj = R + 8 * j
-            a = a + pj * Rj[0]
-            br = br + pj * Rj[2]
-            bi = bi + pj * Rj[3]
-            dd = dd + pj * Rj[6]
+        cxx_2x2(J, P, R, sqrt_eps, &a, &dd, &br, &bi)
         st = solve_hermitian_2x2(a, dd, br, bi,
                                  x[0].real * scale, x[0].imag * scale,
                                  x[1].real * scale, x[1].imag * scale, z)

@@ -13,7 +13,7 @@ from cython cimport floating
 from libc.math cimport log
 
 from norbert._core._common cimport complex_t, Status
-from norbert._core._filter cimport estimate_point
+from norbert._core._filter cimport cxx_2x2, estimate_point
 from norbert._core._linalg cimport (
     PIVOT_TOL, solve_hermitian_1x1, solve_hermitian_2x2, solve_hermitian_ldl, source_image,
 )
@@ -159,16 +159,7 @@ cdef inline double cxx_loglik_terms(
             a = a + P[j] * R[2 * j]
         ld = log(a) if a > 0.0 else 0.0
     elif C == 2:
-        a = sqrt_eps
-        dd = sqrt_eps
-        br = 0.0
-        bi = 0.0
-        for j in range(J):
-            p = P[j]
-            a = a + p * R[8 * j]
-            br = br + p * R[8 * j + 2]
-            bi = bi + p * R[8 * j + 3]
-            dd = dd + p * R[8 * j + 6]
+        cxx_2x2(J, P, R, sqrt_eps, &a, &dd, &br, &bi)
         ld = _logdet_2x2(a, dd, br, bi)
     else:
         for c in range(C):
