@@ -11,15 +11,7 @@
 #ifndef NORBERT_ONLINE_ISA_H
 #define NORBERT_ONLINE_ISA_H
 
-#include <stdlib.h>
-#include <string.h>
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
-    && !defined(NORBERT_NO_CLONES)
-#define NORBERT_ONLINE_DISPATCH 1
-#else
-#define NORBERT_ONLINE_DISPATCH 0
-#endif
+#include "_isa.h"
 
 /* GCC's unroll-and-jam (-O3) fuses two iterations of the product y = R z's loop over
  * channels around the loop over bins, which then stays scalar: keep the bins innermost. */
@@ -32,7 +24,7 @@
 #include "_online_tile.h"
 #undef NORBERT_ISA
 
-#if NORBERT_ONLINE_DISPATCH
+#if NORBERT_DISPATCH
 #pragma GCC push_options
 #pragma GCC target("avx2")
 #define NORBERT_ISA avx2
@@ -52,23 +44,19 @@
 #pragma GCC pop_options
 #endif
 
+/* The table of the variant norbert_isa_level() picks (_isa.h). */
 static const norbert_online_ops *norbert_online_pick(void)
 {
-#if NORBERT_ONLINE_DISPATCH
-    const char *want = getenv("NORBERT_ISA");
-    int cap = 2;
-    if (want && strcmp(want, "base") == 0)
-        cap = 0;
-    else if (want && strcmp(want, "avx2") == 0)
-        cap = 1;
-    if (cap >= 1 && __builtin_cpu_supports("avx2")) {
-        if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-            return &norbert_online_table_avx512;
+    switch (norbert_isa_level()) {
+#if NORBERT_DISPATCH
+    case 2:
+        return &norbert_online_table_avx512;
+    case 1:
         return &norbert_online_table_avx2;
-    }
 #endif
-    return &norbert_online_table_base;
+    default:
+        return &norbert_online_table_base;
+    }
 }
 
 #endif /* NORBERT_ONLINE_ISA_H */

@@ -11,17 +11,9 @@
 #ifndef NORBERT_STEREO_ISA_H
 #define NORBERT_STEREO_ISA_H
 
-#include <stdlib.h>
-#include <string.h>
+#include "_isa.h"
 
 #include "_stereo.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
-    && !defined(NORBERT_NO_CLONES)
-#define NORBERT_DISPATCH 1
-#else
-#define NORBERT_DISPATCH 0
-#endif
 
 /* the baseline first: it defines the row loops outside any target pragma */
 #define NORBERT_ISA base
@@ -44,26 +36,19 @@
 #pragma GCC pop_options
 #endif
 
-/* The best kernels the CPU runs, or lower ones if the environment variable NORBERT_ISA
- * says "base" or "avx2" (to check that every variant gives the same bits, and to rule a
- * variant out). */
+/* The table of the variant norbert_isa_level() picks (_isa.h). */
 static const norbert_stereo_ops *norbert_stereo_pick(void)
 {
+    switch (norbert_isa_level()) {
 #if NORBERT_DISPATCH
-    const char *want = getenv("NORBERT_ISA");
-    int cap = 2;
-    if (want && strcmp(want, "base") == 0)
-        cap = 0;
-    else if (want && strcmp(want, "avx2") == 0)
-        cap = 1;
-    if (cap >= 1 && __builtin_cpu_supports("avx2")) {
-        if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-            return &norbert_stereo_table_avx512;
+    case 2:
+        return &norbert_stereo_table_avx512;
+    case 1:
         return &norbert_stereo_table_avx2;
-    }
 #endif
-    return &norbert_stereo_table_base;
+    default:
+        return &norbert_stereo_table_base;
+    }
 }
 
 #endif /* NORBERT_STEREO_ISA_H */
