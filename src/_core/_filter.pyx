@@ -591,9 +591,8 @@ def max_abs2_elements(const complex_t[:, :, ::1] x not None, Py_ssize_t n_elemen
         return result
     per = 1 if E >= n_threads else pass_threads(T, x.shape[1], n_threads, T)
     pieces = E * per
-    nt = <int>(n_threads if n_threads < pieces else pieces)
-    if E * T * x.shape[1] < 4096:
-        nt = 1
+    # the passes' rule for how many threads a call of E * T frames gets, at most one a piece
+    nt = pass_threads(E * T, x.shape[1], n_threads, pieces)
     part = np.zeros(pieces)
     with nogil:
         for k in prange(pieces, schedule='static', num_threads=nt):

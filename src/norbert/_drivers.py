@@ -191,13 +191,13 @@ class EMState:
         (O(block) temporaries).
         """
         E, T, step = self.E, self.T, self.fpb
-        if not all(a is None or _kernel_ready(a, dt) for a, dt in inputs):
-            return [(e, e + 1, t0, min(t0 + step, T)) for e in range(E) for t0 in range(0, T, step)]
-        per_frame = max(1, self.x.shape[-2] * self.x.shape[-1] * self.J * self.cdtype.itemsize)
-        step = self.fpb * max(1, SEGMENT_BYTES // (per_frame * self.fpb))
-        group = min(MAX_ELEMENTS, max(1, step // max(1, T)))
-        if E > 1 and group > 1:
-            return [(e0, min(e0 + group, E), 0, T) for e0 in range(0, E, group)]
+        if all(a is None or _kernel_ready(a, dt) for a, dt in inputs):
+            per_frame = max(1, self.x.shape[-2] * self.x.shape[-1] * self.J
+                            * self.cdtype.itemsize)
+            step = self.fpb * max(1, SEGMENT_BYTES // (per_frame * self.fpb))
+            group = min(MAX_ELEMENTS, max(1, step // max(1, T)))
+            if E > 1 and group > 1:
+                return [(e0, min(e0 + group, E), 0, T) for e0 in range(0, E, group)]
         return [(e, e + 1, t0, min(t0 + step, T)) for e in range(E) for t0 in range(0, T, step)]
 
     def _part(self, a, dtype, segment, core_ndim):
