@@ -97,7 +97,8 @@ def test_batch_of_windows_runs_every_thread_in_one_region_per_pass(workers):
     # 16 windows whose whole batch makes one kernel call per pass: the threads share
     # elements x ranges of bins, and the bits match a call per window on one thread
     rng = np.random.default_rng(3)
-    x, v = _problem(rng, (16,), 12, 300, 2, 4, np.complex128, loud=np.arange(1, 17) * 5.0)
+    # 16 x 12 x 700 TF points: above the one-thread threshold
+    x, v = _problem(rng, (16,), 12, 700, 2, 4, np.complex128, loud=np.arange(1, 17) * 5.0)
     y = None
     most = 0
     for _ in range(20):   # on a busy machine one thread may take every item first

@@ -25,8 +25,9 @@ from norbert import contrib
 pytestmark = pytest.mark.timeout(180)
 
 
-def _problem(seed, nb_frames=40, nb_bins=129, nb_channels=2, nb_sources=3, dtype=np.complex128):
-    """Big enough (frames x bins >= 4096, bins >= 32) that the kernels open parallel regions."""
+def _problem(seed, nb_frames=40, nb_bins=3300, nb_channels=2, nb_sources=3, dtype=np.complex128):
+    """Big enough (frames x bins >= ONE_THREAD_POINTS, bins >= 32) that the kernels open
+    parallel regions."""
     rng = np.random.default_rng(seed)
     shape = (nb_frames, nb_bins, nb_channels)
     x = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)

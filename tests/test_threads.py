@@ -17,16 +17,22 @@ from norbert._core import Estimate, Status
 from norbert._core._common import pass_info, scratch_size
 from norbert._core._filter import apply_estimate
 from norbert._core._stats import accumulate
+from norbert._validation import ONE_THREAD_POINTS
 
 WORKERS = [1, 2, 4]
 
 
+# above a call's one-thread threshold (ONE_THREAD_POINTS TF points) and wider than one
+# range of bins (128), so that several threads share every pass; odd sizes so that blocks
+# and bin ranges do not divide evenly
+NB_FRAMES = 37
+NB_BINS = -(-ONE_THREAD_POINTS // NB_FRAMES) + 7
+
+
 def _problem(rng, nb_channels, dtype):
-    # above the single-thread threshold (4096 TF points) and wider than one range of bins
-    # (128), so that several threads share every pass; odd sizes so that blocks and bin
-    # ranges do not divide evenly
     return random_problem(
-        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype
+        rng, nb_frames=NB_FRAMES, nb_bins=NB_BINS, nb_channels=nb_channels, nb_sources=3,
+        dtype=dtype,
     )
 
 
@@ -51,7 +57,8 @@ def test_wiener_same_bits_for_any_workers(rng, dtype, nb_channels):
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_workers(rng, dtype, nb_channels):
     y0, x = random_em_problem(
-        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3, dtype=dtype
+        rng, nb_frames=NB_FRAMES, nb_bins=NB_BINS, nb_channels=nb_channels, nb_sources=3,
+        dtype=dtype,
     )
     _assert_all_equal(
         [norbert.expectation_maximization(y0, x, iterations=2, workers=w) for w in WORKERS]
@@ -86,7 +93,8 @@ def test_softmask_same_bits_for_any_workers(rng, dtype, logit):
 @pytest.mark.parametrize("nb_channels", [1, 3])
 def test_get_local_gaussian_model_same_bits_for_any_workers(rng, dtype, nb_channels):
     y0, _ = random_em_problem(
-        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=1, dtype=dtype
+        rng, nb_frames=NB_FRAMES, nb_bins=NB_BINS, nb_channels=nb_channels, nb_sources=1,
+        dtype=dtype,
     )
     y_j = np.ascontiguousarray(y0[..., 0])
     _assert_all_equal([norbert.get_local_gaussian_model(y_j, eps=1e-3, workers=w) for w in WORKERS])
@@ -111,7 +119,7 @@ def test_wiener_same_bits_for_any_block_size(rng, nb_channels, dtype):
 @pytest.mark.parametrize("nb_channels", [1, 2, 3])
 def test_expectation_maximization_same_bits_for_any_block_size(rng, nb_channels):
     y0, x = random_em_problem(
-        rng, nb_frames=37, nb_bins=300, nb_channels=nb_channels, nb_sources=3
+        rng, nb_frames=NB_FRAMES, nb_bins=NB_BINS, nb_channels=nb_channels, nb_sources=3
     )
     _assert_all_equal(
         [
@@ -165,6 +173,32 @@ def test_psds_kept_in_the_output_give_the_same_bits(rng, nb_channels, dtype):
         [norbert.wiener(v, x, iterations=2, frames_per_block=b, workers=w)
          for b in (None, 1, 3, 50) for w in (1, 2, 3)]
     )
+
+
+@needs_two_threads
+def test_small_calls_run_on_one_thread(rng):
+    """Below ONE_THREAD_POINTS TF points a call opens no parallel region: on a busy machine
+    the end of each region can cost a scheduler time slice, more than such a call takes.
+    A batch counts the points of all its elements."""
+    nb_frames = 10
+    nb_bins = ONE_THREAD_POINTS // (2 * nb_frames) + 1
+    v, x = random_problem(rng, nb_frames=nb_frames, nb_bins=nb_bins, nb_channels=2,
+                          nb_sources=3)
+    regions = pass_info()[1]
+    norbert.wiener(v, x, iterations=1, workers=2)
+    norbert.softmask(v, x, workers=2)
+    norbert.expectation_maximization(norbert.softmask(v, x), x, iterations=1, workers=2)
+    assert pass_info() == (1, regions)
+    # two such problems in one batch: above the threshold, and threads share the passes
+    vb, xb = np.stack([v, v]), np.stack([x, x])
+    most = 0
+    for _ in range(20):  # on a busy machine one thread may take every item first
+        norbert.wiener(vb, xb, iterations=1, workers=2)
+        most = max(most, pass_info()[0])
+        if most >= 2:
+            break
+    assert pass_info()[1] > regions
+    assert most == 2
 
 
 def test_one_parallel_region_per_pass_for_contiguous_inputs(rng):

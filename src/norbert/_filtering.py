@@ -73,9 +73,9 @@ def _check_call(func, x, sources, *, iterations=0, progress=None, eps=None, logi
     check_progress(progress)
     eps = resolve_eps(eps, real_dtype(cdtype))
     logit = check_logit(logit)
-    n_threads = resolve_workers(workers)
     T, F, C = x.shape[-3:]
     J = sources[1].shape[-1]
+    n_threads = resolve_workers(workers, points=x.size // max(1, C))
     out = check_out(out, x.shape + (J,), cdtype, [("x", x), sources], what=f"{func}'s y",
                     n_threads=n_threads)
     fpb = check_frames_per_block(frames_per_block, F, C, J, np.dtype(cdtype).itemsize)
@@ -120,7 +120,8 @@ def expectation_maximization(y, x, iterations=2, verbose=0, eps=None, *, workers
         The epsilon value to use for regularization and filters. If None, the default
         will use the epsilon of np.real(x) dtype.
     workers : int or None, keyword-only
-        number of threads (None: all cores, honouring OMP_NUM_THREADS; -1: all cores).
+        number of threads (None: all cores, honouring OMP_NUM_THREADS; -1: all cores);
+        calls under 131072 TF points run on one thread.
     out : np.ndarray or None, keyword-only
         C-contiguous writable array of y's shape and x's complex dtype (e.g. an
         ``np.memmap``) that receives the estimates.
@@ -468,7 +469,7 @@ def wiener_gain(v_j, R_j, inv_Cxx, *, workers=None):
     check_finite(inv_Cxx, "inv_Cxx", "wiener_gain")
     status = _filter.gain(
         np.ascontiguousarray(v_j, rdtype), np.ascontiguousarray(R_j, cdtype),
-        np.ascontiguousarray(inv_Cxx, cdtype), G, resolve_workers(workers),
+        np.ascontiguousarray(inv_Cxx, cdtype), G, resolve_workers(workers, points=T * F),
     )
     raise_for_status(status, "wiener_gain")
     check_result([G], "wiener_gain")
@@ -519,7 +520,7 @@ def apply_filter(x, W, *, workers=None):
     check_finite(x, "x", "apply_filter")
     check_finite(W, "W", "apply_filter")
     status = _filter.apply(np.ascontiguousarray(x, cdtype), np.ascontiguousarray(W, cdtype),
-                           y, resolve_workers(workers))
+                           y, resolve_workers(workers, points=T * F))
     raise_for_status(status, "apply_filter")
     check_result([y], "apply_filter")
     return y
@@ -573,7 +574,8 @@ def get_mix_model(v, R, *, workers=None):
     check_finite(v, "v", "get_mix_model", nonnegative=True)
     check_finite(R, "R", "get_mix_model")
     status = _filter.mix_model(np.ascontiguousarray(v, real_dtype(cdtype)),
-                               np.ascontiguousarray(R, cdtype), Cxx, resolve_workers(workers))
+                               np.ascontiguousarray(R, cdtype), Cxx,
+                               resolve_workers(workers, points=T * F))
     raise_for_status(status, "get_mix_model")
     check_result([Cxx], "get_mix_model")
     return Cxx
@@ -615,8 +617,8 @@ def get_local_gaussian_model(y_j, eps=1.0, *, workers=None):
     """
     y_j, cdtype = check_mixture(y_j, name="y_j")
     eps = resolve_eps(eps, real_dtype(cdtype))
-    n_threads = resolve_workers(workers)
     T, F, C = y_j.shape
+    n_threads = resolve_workers(workers, points=T * F)
     fpb = check_frames_per_block(None, F, C, 1, np.dtype(cdtype).itemsize)
     state = EMState(y_j, 1, cdtype, eps, n_threads, fpb)
     try:

@@ -255,13 +255,32 @@ def resolve_eps(eps, dtype, name="eps"):
 
 _MAX_WORKERS = 2**31 - 1
 
+# Calls over fewer TF points than this run on one thread. Each pass is a parallel region,
+# which ends in a barrier that waits for every thread of the team; on a busy machine a
+# woken thread can wait a scheduler time slice (milliseconds) for a core, more than such
+# a call takes. With one or two competing processes, 2 threads took 2.5-4x the one-thread
+# time on 10 frames of 2049 bins and 0.9-1.9x on 32 frames (bench_load.py --frames 10,
+# 32), for a gain of 1.5x on a quiet machine; up to 64 frames, medians swung from 0.6x to
+# 4.5x between runs, from 300 frames 2 threads won under load too. The kernels keep their
+# own, smaller floor per block.
+ONE_THREAD_POINTS = 1 << 17
 
-def resolve_workers(workers):
+
+def resolve_workers(workers, points=None):
     """Number of threads for a call.
 
     None: OpenMP's limit (honours OMP_NUM_THREADS and threadpoolctl); -1: every core;
     a negative -k: every core but k - 1, as scipy.fft's ``workers``; 0 is refused.
+    `points`: the call's TF points (frames x bins, over every batch element); below
+    ONE_THREAD_POINTS the call gets one thread, whatever `workers` says.
     """
+    n_threads = _resolve_workers(workers)
+    if points is not None and points < ONE_THREAD_POINTS:
+        return 1
+    return n_threads
+
+
+def _resolve_workers(workers):
     if workers is None:
         return 1 if _FORKED else max(1, max_threads())
     try:
