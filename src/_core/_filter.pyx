@@ -31,8 +31,8 @@ from norbert._core._stereo cimport (
     load_x, store_y, rows_in, prefetch, prefetch_psd, psd_rows,
 )
 from norbert._core._steer cimport (
-    steer_t, steer_for, steer_weighted, fill_steer, steered_point, monitor_point,
-    monitor_stereo_rows,
+    steer_t, steer_for, steer_weighted, steer_watched, fill_steer, steered_point,
+    monitor_point, monitor_stereo_rows,
 )
 
 # bins per dynamically scheduled range: two stereo tiles
@@ -128,7 +128,7 @@ cdef int _stereo_filter_chunk(
             load_x(ops, n, &x[t, g0, 0], scale, X)
             Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
             bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
-            if steer != NULL and steer.loglik != NULL:
+            if steer_watched(steer):
                 monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
             ops.model_images(n, J, Pt, ps, Rs, S, Y)
             if split:
@@ -198,7 +198,7 @@ cdef int _filter_chunk(
     cdef int st, bits = 0
     # the SDW filter (mu != 1) solves per source: the per-point path below, for any C
     cdef bint weighted = use_model and steer_weighted(steer)
-    cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
+    cdef bint watched = use_model and steer_watched(steer)
     if C == 2 and use_model and not weighted:
         return worst_status(_stereo_filter_chunk(f0, f1, x, P, R, scale, sqrt_eps, out_scale,
                                                  y_out, work, steer, split))
@@ -363,14 +363,12 @@ def apply_estimate(int mode, const complex_t[:, :, ::1] x not None,
     cdef const double[::1] out_scales = np.ascontiguousarray(
         out_scale, dtype=np.float64).reshape(-1)
     cdef steer_t steer
-    cdef steer_t* sp = NULL
+    cdef const steer_t* sp
     if scales.shape[0] < 1 or out_scales.shape[0] != scales.shape[0]:
         return Status.BAD_SHAPE
-    status = fill_steer(&steer, mu, monitor, y_out.shape[1] * scales.shape[0])
+    sp = fill_steer(&steer, mu, monitor, y_out.shape[1] * scales.shape[0], &status)
     if status != Status.OK:
         return status
-    if steer.mu != 1.0 or steer.loglik != NULL:
-        sp = &steer
     with nogil:
         status = filter_pass(mode, x, v, P, R, &scales[0], &out_scales[0], scales.shape[0],
                              eps, logit, slope, y_out, work, n_threads, block_frames,

@@ -37,8 +37,8 @@ from norbert._core._stereo cimport (
     prefetch_psd, psd_rows,
 )
 from norbert._core._steer cimport (
-    steer_t, steer_for, steer_weighted, fill_steer, steered_point, monitor_point,
-    monitor_stereo_rows,
+    steer_t, steer_for, steer_weighted, steer_watched, fill_steer, steered_point,
+    monitor_point, monitor_stereo_rows,
 )
 
 # bins per dynamically scheduled range: two stereo tiles
@@ -134,7 +134,7 @@ cdef int _stereo_stats_chunk(
             if mode == Estimate.MODEL:
                 Pt = psd_rows(ops, &P[t, g0, 0], n, J, Pjs, Pes, direct, Pin)
                 bits |= ops.solve(n, J, X, Pt, ps, Rs, sqrt_eps, S)
-                if steer != NULL and steer.loglik != NULL:
+                if steer_watched(steer):
                     monitor_stereo_rows(steer, g0, n, nb, J, X, Pt, ps, Rs, S, sqrt_eps)
                 ops.model_stats(n, J, Pt, ps, Rs, S, Pout, Ws, Rns)
             else:
@@ -179,7 +179,7 @@ cdef int _stats_chunk(
     cdef int st, bits = 0
     # the SDW filter (mu != 1) solves per source: the per-point path below, for any C
     cdef bint weighted = use_model and steer_weighted(steer)
-    cdef bint watched = use_model and steer != NULL and steer.loglik != NULL
+    cdef bint watched = use_model and steer_watched(steer)
     if C == 2 and not weighted and (use_model or use_y
                                     or (mode == Estimate.SOFTMASK and logit < 0.0)):
         return worst_status(_stereo_stats_chunk(mode, f0, f1, x, v, y_in, P, R, scale, eps,
@@ -368,14 +368,12 @@ def accumulate(int mode, const complex_t[:, :, ::1] x not None,
     cdef int status
     cdef const double[::1] scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
     cdef steer_t steer
-    cdef steer_t* sp = NULL
+    cdef const steer_t* sp
     if scales.shape[0] < 1:
         return Status.BAD_SHAPE
-    status = fill_steer(&steer, mu, monitor, P.shape[1] * scales.shape[0])
+    sp = fill_steer(&steer, mu, monitor, P.shape[1] * scales.shape[0], &status)
     if status != Status.OK:
         return status
-    if steer.mu != 1.0 or steer.loglik != NULL:
-        sp = &steer
     with nogil:
         status = stats_pass(mode, x, v, y_in, P, R, &scales[0], scales.shape[0], eps, logit,
                             slope, Rnum, weight, work, n_threads, block_frames, max_lead, sp)

@@ -27,28 +27,21 @@ ctypedef struct steer_t:
     double* energy            # (bins,) += ||x||^2 over frames (with loglik)
 
 
-cdef inline int fill_steer(steer_t* s, double mu, double[:, ::1] monitor, Py_ssize_t F):
-    """s from a def wrapper's `mu` and `monitor` ((3, F) doubles or None); a Status."""
-    s.mu = mu
-    s.loglik = NULL
-    s.residual = NULL
-    s.energy = NULL
-    if monitor is None:
-        return Status.OK
-    if monitor.shape[0] != 3 or monitor.shape[1] != F:
-        return Status.BAD_SHAPE
-    if F > 0:
-        s.loglik = &monitor[0, 0]
-        s.residual = &monitor[1, 0]
-        s.energy = &monitor[2, 0]
-    return Status.OK
+cdef inline bint steer_weighted(const steer_t* s) noexcept nogil:
+    """Whether a MODEL pass must take the per-source solves of the SDW filter."""
+    return s != NULL and s.mu != 1.0
+
+
+cdef inline bint steer_watched(const steer_t* s) noexcept nogil:
+    """Whether a MODEL pass adds to the monitor sums."""
+    return s != NULL and s.loglik != NULL
 
 
 cdef inline const steer_t* steer_for(const steer_t* s, steer_t* local,
                                      Py_ssize_t offset) noexcept nogil:
     """s with its per-bin sums moved on to the bins from `offset` (an element of a batch:
     element e's bins are e * F ..); `local` holds the copy when one is needed."""
-    if s == NULL or s.loglik == NULL or offset == 0:
+    if not steer_watched(s) or offset == 0:
         return s
     local[0] = s[0]
     local.loglik = s.loglik + offset
@@ -57,9 +50,25 @@ cdef inline const steer_t* steer_for(const steer_t* s, steer_t* local,
     return local
 
 
-cdef inline bint steer_weighted(const steer_t* s) noexcept nogil:
-    """Whether a MODEL pass must take the per-source solves of the SDW filter."""
-    return s != NULL and s.mu != 1.0
+cdef inline const steer_t* fill_steer(steer_t* s, double mu, double[:, ::1] monitor,
+                                      Py_ssize_t F, int* status):
+    """s from a def wrapper's `mu` and `monitor` ((3, F) doubles or None), and the pointer
+    its pass takes: s, or NULL when nothing goes beyond today's filter (mu = 1, no
+    monitor). *status: a Status."""
+    s.mu = mu
+    s.loglik = NULL
+    s.residual = NULL
+    s.energy = NULL
+    status[0] = Status.OK
+    if monitor is not None:
+        if monitor.shape[0] != 3 or monitor.shape[1] != F:
+            status[0] = Status.BAD_SHAPE
+            return NULL
+        if F > 0:
+            s.loglik = &monitor[0, 0]
+            s.residual = &monitor[1, 0]
+            s.energy = &monitor[2, 0]
+    return s if steer_weighted(s) or steer_watched(s) else NULL
 
 
 cdef inline int sdw_point(
