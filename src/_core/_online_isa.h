@@ -20,25 +20,9 @@
 #pragma GCC optimize("no-loop-unroll-and-jam")
 #endif
 
-#define NORBERT_ISA base
-#include "_online_tile.h"
-#undef NORBERT_ISA
-
-#if NORBERT_DISPATCH
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#define NORBERT_ISA avx2
-#include "_online_tile.h"
-#undef NORBERT_ISA
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,prefer-vector-width=512")
-#define NORBERT_ISA avx512
-#include "_online_tile.h"
-#undef NORBERT_ISA
-#pragma GCC pop_options
-#endif
+#define NORBERT_ISA_IMPL "_online_tile.h"
+#include "_isa_variants.h"
+#undef NORBERT_ISA_IMPL
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

@@ -12,29 +12,12 @@
 #define NORBERT_STEREO_ISA_H
 
 #include "_isa.h"
-
 #include "_stereo.h"
 
-/* the baseline first: it defines the row loops outside any target pragma */
-#define NORBERT_ISA base
-#include "_stereo_impl.h"
-#undef NORBERT_ISA
-
-#if NORBERT_DISPATCH
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#define NORBERT_ISA avx2
-#include "_stereo_impl.h"
-#undef NORBERT_ISA
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,prefer-vector-width=512")
-#define NORBERT_ISA avx512
-#include "_stereo_impl.h"
-#undef NORBERT_ISA
-#pragma GCC pop_options
-#endif
+/* the baseline first (_isa_variants.h): it defines the row loops outside any target pragma */
+#define NORBERT_ISA_IMPL "_stereo_impl.h"
+#include "_isa_variants.h"
+#undef NORBERT_ISA_IMPL
 
 /* The table of the variant norbert_isa_level() picks (_isa.h). */
 static const norbert_stereo_ops *norbert_stereo_pick(void)
