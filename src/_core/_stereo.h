@@ -59,9 +59,12 @@ static inline ptrdiff_t norbert_stereo_scratch(ptrdiff_t J)
 }
 
 /* Asks for the next frame's rows while this frame's are computed: a tile touches short
- * pieces of rows a whole frame apart, which hardware prefetchers do not follow. */
+ * pieces of rows a whole frame apart, which hardware prefetchers do not follow. Into the
+ * L2 cache (locality 1), not L1: a tile's own rows nearly fill L1, and rows fetched into
+ * it a frame early pushed them out (softmask 9 %, wiener(iterations=3) 4-7 % slower on
+ * one thread, AMD EPYC with AVX-512, in paired runs). */
 #ifndef NORBERT_PF_LOC
-#define NORBERT_PF_LOC 3
+#define NORBERT_PF_LOC 1
 #endif
 static inline void norbert_prefetch(const void *p, ptrdiff_t bytes, int write)
 {
