@@ -643,12 +643,12 @@ def targets(rows, memmap, tn):
         for dt, goal in goals.items():
             add(f"{w} {OP_LABEL[op]} {dt} vs 0.2.1", get(w, op, dt, "speedup_upstream"), ">=", goal)
     # per song call: the thread speed-up, then the distance to the floor
-    for label, key, op_, goal in ((f"{tn} threads vs 1", "thread_speedup", ">=", THREAD_TARGET),
+    for label, key, rel, goal in ((f"{tn} threads vs 1", "thread_speedup", ">=", THREAD_TARGET),
                                   ("time / floor", "x_floor_n", "<=", FLOOR_TARGET)):
         for op in OPS:
             for dt in DTYPES:
                 if ("song", op, dt) in by:
-                    add(f"song {OP_LABEL[op]} {dt}: {label}", get("song", op, dt, key), op_, goal)
+                    add(f"song {OP_LABEL[op]} {dt}: {label}", get("song", op, dt, key), rel, goal)
     ratios = [
         r["mem_ratio"] for r in rows if r["workload"] == "song" and r["mem_ratio"] is not None
     ]

@@ -191,12 +191,7 @@ def test_small_calls_run_on_one_thread(rng):
     assert pass_info() == (1, regions)
     # two such problems in one batch: above the threshold, and threads share the passes
     vb, xb = np.stack([v, v]), np.stack([x, x])
-    most = 0
-    for _ in range(20):  # on a busy machine one thread may take every item first
-        norbert.wiener(vb, xb, iterations=1, workers=2)
-        most = max(most, pass_info()[0])
-        if most >= 2:
-            break
+    most = _threads_of_last_pass(lambda: norbert.wiener(vb, xb, iterations=1, workers=2))
     assert pass_info()[1] > regions
     assert most == 2
 
