@@ -11,7 +11,7 @@ cache) and the 3-minute song (7752 frames x 2049 bins: about 3 GB, in DRAM).
 
 Why: it tells whether the passes are bound by memory or by instructions. When a point costs
 about the same in the caches as in DRAM, memory is not what limits them, and prefetching or
-other layouts of the same work will not help; fewer instructions per point will.
+other layouts of the same work help little; fewer instructions per point will.
 
 How: random inputs (the timing does not depend on the values); one untimed call, then
 ``--rounds`` rounds, each timing enough calls for about 20 million points; the best round
